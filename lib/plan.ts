@@ -1,0 +1,78 @@
+/**
+ * The Plan: what a solver compiles to and what an executor runs.
+ *
+ * Between two network evaluations every training-free solver of the SciRE / DPM-Solver
+ * family is a linear combination of tensors with scalar coefficients that depend only on
+ * the noise schedule and the step grid. A Plan lists those combinations as ops over
+ * numbered tensor registers R[0..numRegs-1], all of the same shape as the sample.
+ * Every coefficient is a precomputed float64 number; executors never see the schedule.
+ *
+ * Execution contract (shared by the TS reference executor and the native executor):
+ *
+ *   R[0] = initScale * x_T                      (the other registers start undefined)
+ *   for op of ops:
+ *     eval:      x_in = inScale * R[src]
+ *                raw  = model(x_in, tInput)      (one network evaluation, NFE += 1)
+ *                R[dst] = outX * x_in + outM * raw
+ *     lincomb:   R[dst] = sum_k coef_k * R[reg_k]   (1..4 terms; dst may equal a source)
+ *     threshold: per batch element b (the leading dimension),
+ *                s_b = quantile(|R[reg]_b|, ratio)  (linear interpolation, as torch.quantile)
+ *                s_b = max(s_b, maxVal)
+ *                R[reg]_b = clamp(R[reg]_b, -s_b, s_b) / s_b
+ *                (dynamic thresholding exactly as DPM-Solver's dynamic_thresholding_fn)
+ *   result = final.scale * R[final.src]
+ *
+ * Classifier-free guidance is applied by the executor to `raw` (one batched forward over
+ * [uncond; cond], raw = uncond + g * (cond - uncond)) before the output conversion.
+ */
+
+/** One network evaluation with its input scaling and output conversion fused around it. */
+export interface EvalOp {
+  op: 'eval';
+  /** Model input time passed to the network (e.g. 1000 * (t - 1/N) for discrete DDPM models). */
+  t: number;
+  /** The solver's continuous time of this evaluation (for progress reports and tests). */
+  tCont: number;
+  src: number;
+  inScale: number;
+  dst: number;
+  outX: number;
+  outM: number;
+}
+
+/** R[dst] = sum coef * R[reg]: one fused pass, each input read once, the output written once. */
+export interface LincombOp {
+  op: 'lincomb';
+  dst: number;
+  /** 1 to 4 [coefficient, register] pairs. */
+  terms: Array<[number, number]>;
+}
+
+/** Dynamic thresholding of a data prediction held in a register (see the contract above). */
+export interface ThresholdOp {
+  op: 'threshold';
+  reg: number;
+  ratio: number;
+  maxVal: number;
+}
+
+export type PlanOp = EvalOp | LincombOp | ThresholdOp;
+
+export interface Plan {
+  /** Format tag, so a serialized plan can be checked before it is executed. */
+  format: 'scire-plan-v1';
+  /** Number of registers the ops use (all indices are < numRegs). */
+  numRegs: number;
+  /** R[0] = initScale * x_T. */
+  initScale: number;
+  ops: PlanOp[];
+  /** result = scale * R[src]. */
+  final: { src: number; scale: number };
+  /** Number of network evaluations (number of eval ops). */
+  nfe: number;
+  /** Human-readable description of the solve (solver, order, steps, skip, ...). */
+  meta: Record<string, unknown>;
+}
+
+/** Maximum number of terms in one lincomb op (the fused kernels are specialised up to this). */
+export const MAX_LINCOMB_TERMS = 4;
