@@ -1,0 +1,60 @@
+/**
+ * checkPlan: structural validation of a Plan before it is executed (by the TS reference
+ * executor or handed to the native executor). Throws a TypeError/RangeError naming the op
+ * and field; returns the plan unchanged.
+ *
+ * Checked: format tag; numRegs; every register index an integer in [0, numRegs); every
+ * coefficient, scale and time finite; lincomb with 1..MAX_LINCOMB_TERMS terms; threshold
+ * ratio in (0, 1] and maxVal > 0; no register read before it is written (R0 is written by
+ * the initialisation); nfe equal to the number of eval ops; final.src written.
+ */
+import { MAX_LINCOMB_TERMS, type Plan } from './plan';
+import { expectFiniteNumber, expectInteger, expectObject, expectOneOf, invalidType, outOfRange } from './validate';
+
+export function checkPlan(plan: Plan): Plan {
+  const p = expectObject('plan', plan);
+  expectOneOf('plan.format', ['scire-plan-v1'], p.format);
+  const numRegs = expectInteger('plan.numRegs', p.numRegs, { min: 1 });
+  expectFiniteNumber('plan.initScale', p.initScale);
+  if (!Array.isArray(p.ops)) throw invalidType('plan.ops', 'an array of ops', p.ops);
+  const written = new Array<boolean>(numRegs).fill(false);
+  written[0] = true;
+  const regField = (field: string, value: unknown): number => expectInteger(field, value, { min: 0, max: numRegs - 1 });
+  const readReg = (field: string, value: unknown): void => {
+    const r = regField(field, value);
+    if (!written[r]) throw outOfRange(field, 'a register written by an earlier op', r);
+  };
+  let evals = 0;
+  (p.ops as unknown[]).forEach((raw, i) => {
+    const f = `plan.ops[${i}]`;
+    const op = expectObject(f, raw);
+    const kind = expectOneOf(`${f}.op`, ['eval', 'lincomb', 'threshold'] as const, op.op);
+    if (kind === 'eval') {
+      readReg(`${f}.src`, op.src);
+      for (const k of ['t', 'tCont', 'inScale', 'outX', 'outM']) expectFiniteNumber(`${f}.${k}`, op[k]);
+      written[regField(`${f}.dst`, op.dst)] = true;
+      evals++;
+    } else if (kind === 'lincomb') {
+      const terms = op.terms;
+      if (!Array.isArray(terms) || terms.length < 1 || terms.length > MAX_LINCOMB_TERMS) {
+        throw invalidType(`${f}.terms`, `an array of 1 to ${MAX_LINCOMB_TERMS} [coefficient, register] pairs`, terms);
+      }
+      terms.forEach((term: unknown, k: number) => {
+        if (!Array.isArray(term) || term.length !== 2) throw invalidType(`${f}.terms[${k}]`, 'a [coefficient, register] pair', term);
+        expectFiniteNumber(`${f}.terms[${k}][0]`, term[0]);
+        readReg(`${f}.terms[${k}][1]`, term[1]);
+      });
+      written[regField(`${f}.dst`, op.dst)] = true;
+    } else {
+      readReg(`${f}.reg`, op.reg);
+      expectFiniteNumber(`${f}.ratio`, op.ratio, { above: 0, max: 1 });
+      expectFiniteNumber(`${f}.maxVal`, op.maxVal, { above: 0 });
+    }
+  });
+  const final = expectObject('plan.final', p.final);
+  readReg('plan.final.src', final.src);
+  expectFiniteNumber('plan.final.scale', final.scale);
+  expectInteger('plan.nfe', p.nfe, { min: 0 });
+  if (p.nfe !== evals) throw outOfRange('plan.nfe', `the number of eval ops (${evals})`, p.nfe);
+  return plan;
+}

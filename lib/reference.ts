@@ -1,0 +1,115 @@
+/**
+ * executePlanReference: the float64 reference executor of a Plan (the contract in plan.ts),
+ * with a plain JS model function. It is the oracle for the native executor and runs the
+ * golden-vector tests without any native build.
+ *
+ *   model(x, shape, tInput) -> Float64Array (same length): the network on the whole batch at
+ *   model input time tInput (the same for every batch element).
+ */
+import type { Plan } from './plan';
+import { checkPlan } from './plan-check';
+import { expectFunction, expectObject, invalidType, outOfRange } from './validate';
+
+export type ReferenceModel = (x: Float64Array, shape: number[], tInput: number) => Float64Array | Float32Array | number[];
+
+export interface ReferenceInputs {
+  /** x_T, row-major, length prod(shape). */
+  x: Float64Array | Float32Array | number[];
+  /** [B, ...dims]; the leading dimension is the batch (used by thresholding). */
+  shape: number[];
+  model: ReferenceModel;
+}
+
+export interface ReferenceResult {
+  x: Float64Array;
+  nfe: number;
+  /** Model input time of every evaluation, in order. */
+  evalTimes: number[];
+}
+
+function checkShape(shape: unknown): number[] {
+  if (!Array.isArray(shape) || shape.length < 1) throw invalidType('shape', 'a non-empty array of positive integers [B, ...dims]', shape);
+  shape.forEach((d, i) => {
+    if (!(typeof d === 'number' && Number.isInteger(d) && d >= 1)) throw invalidType(`shape[${i}]`, 'a positive integer', d);
+  });
+  return shape as number[];
+}
+
+function toFloat64(field: string, x: unknown, length: number): Float64Array {
+  if (!(x instanceof Float64Array || x instanceof Float32Array || Array.isArray(x))) {
+    throw invalidType(field, 'a Float64Array, Float32Array or number[]', x);
+  }
+  if (x.length !== length) throw outOfRange(`${field}.length`, `prod(shape) = ${length}`, x.length);
+  const out = Float64Array.from(x as ArrayLike<number>);
+  for (let i = 0; i < out.length; i++) {
+    if (!Number.isFinite(out[i])) throw invalidType(`${field}[${i}]`, 'a finite number', (x as ArrayLike<unknown>)[i]);
+  }
+  return out;
+}
+
+/** torch.quantile(v, q) with the default linear interpolation (v is sorted in place). */
+function quantileLinear(v: Float64Array, q: number): number {
+  v.sort();
+  const pos = q * (v.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, v.length - 1);
+  return v[lo] + (pos - lo) * (v[hi] - v[lo]);
+}
+
+/** Dynamic thresholding per batch element (DPM-Solver's dynamic_thresholding_fn). */
+export function dynamicThreshold(x: Float64Array, batch: number, ratio: number, maxVal: number): void {
+  const per = x.length / batch;
+  const abs = new Float64Array(per);
+  for (let b = 0; b < batch; b++) {
+    const off = b * per;
+    for (let i = 0; i < per; i++) abs[i] = Math.abs(x[off + i]);
+    // s = max(quantile(|x0|, ratio), maxVal);  x0 = clamp(x0, -s, s) / s
+    const s = Math.max(quantileLinear(abs, ratio), maxVal);
+    for (let i = 0; i < per; i++) x[off + i] = Math.min(Math.max(x[off + i], -s), s) / s;
+  }
+}
+
+export function executePlanReference(plan: Plan, inputs: ReferenceInputs): ReferenceResult {
+  checkPlan(plan);
+  const inp = expectObject('inputs', inputs);
+  const shape = checkShape(inp.shape);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const x0 = toFloat64('x', inp.x, size);
+  const model = expectFunction('model', inp.model) as ReferenceModel;
+
+  const R: Array<Float64Array | null> = new Array(plan.numRegs).fill(null);
+  R[0] = x0.map((v) => plan.initScale * v);
+  const evalTimes: number[] = [];
+  const get = (r: number): Float64Array => R[r] as Float64Array; // checkPlan guarantees it is written
+
+  for (const op of plan.ops) {
+    if (op.op === 'eval') {
+      const src = get(op.src);
+      const xIn = src.map((v) => op.inScale * v);
+      const raw = model(Float64Array.from(xIn), shape.slice(), op.t);
+      const n = evalTimes.length;
+      if (!raw || typeof (raw as ArrayLike<number>).length !== 'number' || raw.length !== size) {
+        throw outOfRange(`model output (evaluation ${n}, t = ${op.t})`, `an array of length prod(shape) = ${size}`, raw);
+      }
+      const out = new Float64Array(size);
+      for (let i = 0; i < size; i++) {
+        const m = raw[i];
+        if (!Number.isFinite(m)) throw invalidType(`model output[${i}] (evaluation ${n}, t = ${op.t})`, 'a finite number', m);
+        out[i] = op.outX * xIn[i] + op.outM * m;
+      }
+      R[op.dst] = out;
+      evalTimes.push(op.t);
+    } else if (op.op === 'lincomb') {
+      const out = new Float64Array(size);
+      for (const [c, r] of op.terms) {
+        const v = get(r);
+        for (let i = 0; i < size; i++) out[i] += c * v[i];
+      }
+      R[op.dst] = out;
+    } else {
+      dynamicThreshold(get(op.reg), shape[0], op.ratio, op.maxVal);
+    }
+  }
+  const result = get(plan.final.src).map((v) => plan.final.scale * v);
+  return { x: result, nfe: evalTimes.length, evalTimes };
+}

@@ -1,0 +1,137 @@
+/**
+ * Multistep SciRE-Solver (official multistep_scire_solver_*_update and the multistep loop).
+ *
+ * Notation: v is the integration variable (rho = NSR for v1, tau = 1/NSR for v2, see
+ * scire-variable.ts), y the state, m_i the model outputs (eps for v1, x0 for v2) at the
+ * previous times t_{i} (m0 newest), NSR_i = NSR_{t_i}, and for the step to t:
+ *   h = v_t - v_{t_0}
+ *
+ * Order 1 (DDIM):     y_t = y + h m0
+ *
+ * Order 2, faithful (official, quirk 3):
+ *   r  = ( log(NSR_1/NSR_0) / log(NSR_0/NSR_t) )^(1/4)        (NSR values for v1 and v2)
+ *   y_t = y + h m0 + (h / (2 phi)) (m0 - m1) / r
+ * Order 2, consistent (second-order Adams-Bashforth in v; Taylor y + h m + h^2/2 m'):
+ *   m'(v_0) ~ (m0 - m1)/h1,  h1 = v_0 - v_1
+ *   y_t = y + h m0 + (h^2 / (2 h1)) (m0 - m1)
+ *
+ * Order 3, faithful (official, quirk 4; ratios in NSR for v1 and v2, phi enters twice):
+ *   r0 = phi (NSR_0 - NSR_1)/(NSR_t - NSR_0),  r1 = phi/(1+phi) (NSR_1 - NSR_2)/(NSR_0 - NSR_1)
+ *   D1 = m0 - m1,  D2 = m0 - 2 m1 + m2
+ *   y_t = y + h m0 + h/(2 r0 phi) D1 + h/(6 r0 phi r1 phi) D2
+ * Order 3, consistent (third-order Adams-Bashforth in v; Taylor y + h m + h^2/2 m' + h^3/6 m''):
+ *   h1 = v_0 - v_1, h2 = v_1 - v_2,  f01 = (m0 - m1)/h1,  f12 = (m1 - m2)/h2,
+ *   f012 = (f01 - f12)/(h1 + h2),   m'(v_0) ~ f01 + h1 f012,  m''(v_0) ~ 2 f012
+ *   y_t = y + h m0 + h^2/2 f01 + (h^3/3 + h1 h^2/2) f012
+ *
+ * Loop (official): one evaluation at t_0; warm-up steps j = 1..order-1 use order j; then
+ * order `order`, lowered at the end when lowerOrderFinal (faithful: always, quirk 8,
+ * step_order = min(order, steps + 1 - j); consistent: only when steps < 10, as DPM-Solver);
+ * no evaluation after the last step. NFE = steps.
+ */
+import { multistepPhi, seriesPhi } from './phi';
+import type { SolverContext } from './context';
+import type { ScireVariable } from './scire-variable';
+
+interface Past {
+  t: number;
+  reg: number;
+}
+
+/** Coefficients [c0, c1, c2] of m0, m1, m2 in y_t = y + c0 m0 + c1 m1 + c2 m2. */
+export function multistepCoefficients(
+  ctx: SolverContext,
+  variable: ScireVariable,
+  pastTimes: readonly number[], // oldest first, newest last (t_{order-1}, ..., t_0)
+  t: number,
+  faithful: boolean,
+  phi: number,
+): number[] {
+  const ns = ctx.schedule;
+  const order = pastTimes.length;
+  const t0 = pastTimes[order - 1];
+  const h = variable.at(t) - variable.at(t0);
+  if (order === 1) return [h];
+  if (order === 2) {
+    const t1 = pastTimes[0];
+    if (faithful) {
+      const nsr1 = ns.nsr(t1);
+      const nsr0 = ns.nsr(t0);
+      const nsrT = ns.nsr(t);
+      // r = (log(NSR_1/NSR_0) / log(NSR_0/NSR_t))^(1/4); coefficient of (m0 - m1): h/(2 phi r)
+      const r = Math.pow(Math.log(nsr1 / nsr0) / Math.log(nsr0 / nsrT), 0.25);
+      const c = (0.5 / phi) * h / r;
+      return [h + c, -c];
+    }
+    // h^2/(2 h1) (m0 - m1), h1 = v_0 - v_1
+    const h1 = variable.at(t0) - variable.at(t1);
+    const c = (h * h) / (2 * h1);
+    return [h + c, -c];
+  }
+  const [t2, t1] = pastTimes;
+  if (faithful) {
+    const nsr2 = ns.nsr(t2);
+    const nsr1 = ns.nsr(t1);
+    const nsr0 = ns.nsr(t0);
+    const nsrT = ns.nsr(t);
+    const r0 = (phi * (nsr0 - nsr1)) / (nsrT - nsr0);
+    const r1 = (phi / (1 + phi)) * (nsr1 - nsr2) / (nsr0 - nsr1);
+    const a = (0.5 / (r0 * phi)) * h; // coefficient of D1 = m0 - m1
+    const b = h / 6 / (r0 * phi) / (r1 * phi); // coefficient of D2 = m0 - 2 m1 + m2
+    return [h + a + b, -a - 2 * b, b];
+  }
+  const v2 = variable.at(t2);
+  const v1 = variable.at(t1);
+  const v0 = variable.at(t0);
+  const h1 = v0 - v1;
+  const h2 = v1 - v2;
+  const A = (h * h) / 2; // multiplies f01 = (m0 - m1)/h1
+  const B = (h * h * h) / 3 + (h1 * h * h) / 2; // multiplies f012 = ((m0-m1)/h1 - (m1-m2)/h2)/(h1+h2)
+  const s = h1 + h2;
+  return [h + A / h1 + B / (h1 * s), -A / h1 - (B / s) * (1 / h1 + 1 / h2), B / (h2 * s)];
+}
+
+/** Emits the multistep solve on state register ctx.builder.x; returns a register free at the end. */
+export function emitScireMultistep(ctx: SolverContext, variable: ScireVariable): { spare: number } {
+  const { order, steps, lowerOrderFinal, rde } = ctx.options;
+  const faithful = rde !== 'consistent';
+  const b = ctx.builder;
+  const y = b.x;
+  const grid = ctx.timeSteps(steps);
+  const regs = Array.from({ length: order }, () => b.reg());
+  const evalInto = (t: number, dst: number): void =>
+    ctx.evaluate({ src: y, inScale: variable.stateScale(t), t, target: variable.target, dst });
+
+  const past: Past[] = [{ t: grid[0], reg: regs[0] }];
+  evalInto(grid[0], regs[0]);
+  const phis = seriesPhi(steps + 1);
+  const lowerAtEnd = lowerOrderFinal && (faithful || steps < 10);
+
+  for (let step = 1; step <= steps; step++) {
+    const t = grid[step];
+    let stepOrder: number;
+    if (step < order) stepOrder = step; // warm-up with lower orders
+    else stepOrder = lowerAtEnd ? Math.min(order, steps + 1 - step) : order;
+    const phi = faithful ? multistepPhi(phis, step, steps, order) : 1;
+    const used = past.slice(past.length - stepOrder);
+    const coefs = multistepCoefficients(
+      ctx,
+      variable,
+      used.map((p) => p.t),
+      t,
+      faithful,
+      phi,
+    );
+    // y_t = y + c0 m0 + c1 m1 + c2 m2   (m0 newest)
+    const terms: Array<[number, number]> = [[1, y]];
+    for (let i = 0; i < stepOrder; i++) terms.push([coefs[i], used[stepOrder - 1 - i].reg]);
+    b.lincomb(y, terms);
+    if (step < steps) {
+      const reg = past.length < order ? regs[past.length] : (past.shift() as Past).reg;
+      evalInto(t, reg);
+      past.push({ t, reg });
+    }
+  }
+  // After the last update no model output is needed any more: every model register is free.
+  return { spare: regs[0] };
+}
