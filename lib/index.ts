@@ -1,0 +1,26 @@
+/**
+ * scire-solver: public exports. (Other modules append their exports below.)
+ */
+export { NoiseSchedule } from './schedule';
+export type { ScheduleKind, DiscreteOptions, VpLinearOptions, CosineOptions, EdmOptions } from './schedule';
+export { compilePlan } from './compile';
+export type {
+  CompileOptions,
+  ResolvedOptions,
+  SolverName,
+  Algorithm,
+  Method,
+  RdeMode,
+  SkipType,
+  ModelType,
+  Thresholding,
+} from './options';
+export { resolveOptions, OPTION_KEYS } from './options';
+export { timeSteps, SKIP_TYPES } from './timesteps';
+export { executePlanReference, dynamicThreshold } from './reference';
+export type { ReferenceModel, ReferenceInputs, ReferenceResult } from './reference';
+export { checkPlan } from './plan-check';
+export type { Plan, PlanOp, EvalOp, LincombOp, ThresholdOp } from './plan';
+export { MAX_LINCOMB_TERMS } from './plan';
+export { outputConversion, PlanBuilder } from './plan-builder';
+export type { Prediction } from './plan-builder';
