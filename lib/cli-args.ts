@@ -1,0 +1,231 @@
+/**
+ * Command line of `scire`: the flags, their help text, and parsing into typed options.
+ * Anything wrong on the command line is a UsageError (the CLI prints it with the usage
+ * text and exits with status 2).
+ */
+import { parseArgs } from 'node:util';
+import { ALGORITHMS, METHODS, MODEL_TYPES, SOLVERS, type Algorithm, type Method, type ModelType, type SolverName } from './options';
+import { SKIP_TYPES, type SkipType } from './timesteps';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export const USAGE = `Usage: scire <command> [flags]
+
+Commands:
+  sample   Sample a diffusion model and write the samples to a PNG grid or a .npy file
+  info     Print the build: package version, LibTorch version, CUDA on/off, visible GPUs
+
+Run "scire <command> --help" for the flags of a command.`;
+
+const list = (xs: readonly unknown[]): string => xs.join(' | ');
+
+export const SAMPLE_USAGE = `Usage: scire sample [flags]
+
+Samples a TorchScript diffusion model with SciRE-Solver (or DDIM / DPM-Solver++) and writes
+the batch as a PNG grid (image-shaped samples, values mapped from the model's data range,
+[-1, 1] by default) or as a .npy array (float32, any shape). The model's schedule, sample
+shape and prediction type come from the JSON card next to it (model.pt -> model.json).
+Defaults: the bundled Fashion-MNIST model and the paper's few-step recommendation
+(SciRE v1, multistep, order 3, NSR time steps) at 12 network evaluations, 64 samples.
+
+Flags:
+  --model <file.pt>     TorchScript model (default: the bundled models/fmnist_unet.pt)
+  --card <file.json>    Model card (default: the model path with .json)
+  --steps <int>         Solver steps, >= 1 (default 12); the NFE, except singlestep_fixed
+                        (floor(steps/order)*order)
+  --solver <name>       ${list(SOLVERS)} (default scire)
+  --algorithm <name>    ${list(ALGORITHMS)} (scire only; default v1)
+  --method <name>       ${list(METHODS)} (default multistep)
+  --order <int>         1 | 2 | 3 (default 3 for scire, 2 for dpmpp, 1 for ddim)
+  --skip <name>         ${list(SKIP_TYPES)}
+                        (default nsr for scire, logsnr otherwise)
+  --model-type <name>   ${list(MODEL_TYPES)} (default: the card's, else noise)
+  --denoise-to-zero     Add a final data-prediction evaluation at the end time (+1 NFE)
+  -n, --samples <int>   Number of samples, >= 1 (default 64)
+  --shape <dims>        Shape of one sample, e.g. 1,28,28 (default: the card's)
+  --seed <int>          Seed of the starting noise, same as torch.manual_seed (default 0)
+  --device <name>       cpu | cuda | cuda:N (default cpu)
+  --dtype <name>        float32 | float16 | bfloat16 (default float32)
+  --out <file>          Output: .png (grid) or .npy (default samples.png)
+  -q, --quiet           No progress output
+  -h, --help            Show this help`;
+
+export const INFO_USAGE = `Usage: scire info [flags]
+
+Prints the package version, the LibTorch version the addon was built with, whether CUDA
+is compiled in, the number of visible GPUs and the build system.
+
+Flags:
+  --json       Print the same as one JSON object
+  -h, --help   Show this help`;
+
+export type Device = string;
+export type DType = 'float32' | 'float16' | 'bfloat16';
+
+export interface SampleArgs {
+  command: 'sample';
+  help: boolean;
+  model?: string;
+  card?: string;
+  steps: number;
+  solver?: SolverName;
+  algorithm?: Algorithm;
+  method?: Method;
+  order?: 1 | 2 | 3;
+  skip?: SkipType;
+  modelType?: ModelType;
+  denoiseToZero: boolean;
+  samples: number;
+  shape?: number[];
+  seed: number | bigint;
+  device: Device;
+  dtype: DType;
+  out: string;
+  quiet: boolean;
+}
+
+export interface InfoArgs {
+  command: 'info';
+  help: boolean;
+  json: boolean;
+}
+
+export interface HelpArgs {
+  command: 'help';
+}
+
+export type CliArgs = SampleArgs | InfoArgs | HelpArgs;
+
+const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
+
+function choice<T extends string>(flag: string, allowed: readonly T[], value: string | undefined): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`--${flag} must be one of ${list(allowed)}, got '${value}'`);
+  }
+  return value as T;
+}
+
+function integer(flag: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value.trim())) throw new UsageError(`--${flag} must be an integer >= ${min}, got '${value}'`);
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
+function seedValue(value: string | undefined): number | bigint {
+  if (value === undefined) return 0;
+  if (!/^\d+$/.test(value.trim())) throw new UsageError(`--seed must be a non-negative integer below 2^64, got '${value}'`);
+  const big = BigInt(value.trim());
+  if (big >= 1n << 64n) throw new UsageError(`--seed must be a non-negative integer below 2^64, got '${value}'`);
+  return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+}
+
+function shapeValue(value: string | undefined): number[] | undefined {
+  if (value === undefined) return undefined;
+  const parts = value.split(/[,x]/);
+  if (parts.some((p) => !/^\d+$/.test(p.trim()) || Number(p) < 1)) {
+    throw new UsageError(`--shape must be positive integers separated by commas (e.g. 1,28,28), got '${value}'`);
+  }
+  return parts.map(Number);
+}
+
+function device(value: string | undefined): Device {
+  if (value === undefined) return 'cpu';
+  if (!/^(cpu|cuda(:\d+)?)$/.test(value)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${value}'`);
+  return value;
+}
+
+function out(value: string | undefined): string {
+  if (value === undefined) return 'samples.png';
+  if (!/\.(png|npy)$/i.test(value)) throw new UsageError(`--out must name a .png or .npy file, got '${value}'`);
+  return value;
+}
+
+/** Runs a parseArgs call, its errors (unknown flag, missing value, ...) turned into UsageErrors. */
+function guarded<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function parseSample(args: string[]): SampleArgs {
+  const { values, positionals } = guarded(() =>
+    parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+      model: { type: 'string' },
+      card: { type: 'string' },
+      steps: { type: 'string' },
+      solver: { type: 'string' },
+      algorithm: { type: 'string' },
+      method: { type: 'string' },
+      order: { type: 'string' },
+      skip: { type: 'string' },
+      'model-type': { type: 'string' },
+      'denoise-to-zero': { type: 'boolean' },
+      samples: { type: 'string', short: 'n' },
+      shape: { type: 'string' },
+      seed: { type: 'string' },
+      device: { type: 'string' },
+      dtype: { type: 'string' },
+      out: { type: 'string' },
+      quiet: { type: 'boolean', short: 'q' },
+      help: { type: 'boolean', short: 'h' },
+      },
+    }),
+  );
+  if (positionals.length > 0) throw new UsageError(`scire sample takes no positional arguments, got '${positionals[0]}'`);
+  const order = integer('order', values.order, 1);
+  if (order !== undefined && order > 3) throw new UsageError(`--order must be 1, 2 or 3, got '${values.order}'`);
+  return {
+    command: 'sample',
+    help: values.help === true,
+    model: values.model,
+    card: values.card,
+    steps: integer('steps', values.steps, 1) ?? 12,
+    solver: choice('solver', SOLVERS, values.solver),
+    algorithm: choice('algorithm', ALGORITHMS, values.algorithm),
+    method: choice('method', METHODS, values.method),
+    order: order as 1 | 2 | 3 | undefined,
+    skip: choice('skip', SKIP_TYPES, values.skip),
+    modelType: choice('model-type', MODEL_TYPES, values['model-type']),
+    denoiseToZero: values['denoise-to-zero'] === true,
+    samples: integer('samples', values.samples, 1) ?? 64,
+    shape: shapeValue(values.shape),
+    seed: seedValue(values.seed),
+    device: device(values.device),
+    dtype: choice('dtype', DTYPES, values.dtype) ?? 'float32',
+    out: out(values.out),
+    quiet: values.quiet === true,
+  };
+}
+
+function parseInfo(args: string[]): InfoArgs {
+  const { values, positionals } = guarded(() =>
+    parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }),
+  );
+  if (positionals.length > 0) throw new UsageError(`scire info takes no positional arguments, got '${positionals[0]}'`);
+  return { command: 'info', help: values.help === true, json: values.json === true };
+}
+
+/** Parses argv (without node and the script). Throws UsageError. */
+export function parseCommandLine(argv: string[]): CliArgs {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') return { command: 'help' };
+  if (command === 'sample') return parseSample(rest);
+  if (command === 'info') return parseInfo(rest);
+  throw new UsageError(`unknown command '${command}' (expected sample or info)`);
+}

@@ -1,0 +1,347 @@
+/**
+ * Sampler: the API a Node service uses.
+ *
+ *   const model = await loadModel('fmnist_unet.pt');
+ *   const sampler = new Sampler({ model, schedule: NoiseSchedule.discrete({ kind: 'linear' }), steps: 12 });
+ *   const out = await sampler.sample({ shape: [16, 1, 28, 28], seed: 42 });
+ *   // out.data: Float32Array (row-major, out.shape), out.nfe, out.timings
+ *
+ * Every solver option is validated once, in the constructor (by compiling the plan for the
+ * default start time); a sample() call only checks its own inputs. Plans depend on the solver
+ * options and the start time only, so they are compiled once per tStart and cached.
+ *
+ * Starting noise (seed given): randn(shape, seed), bit-identical to
+ * torch.randn(shape, generator=torch.Generator().manual_seed(seed)). VP schedules start from
+ * x_T = noise (the official code's prior N(0, I)); EDM starts from x_T = sigma(tStart) noise.
+ *
+ * img2img (x0 given): the data x0 is noised to the start time exactly as the official code's
+ * add_noise does,  x_tStart = alpha_tStart x0 + sigma_tStart noise,  and solved from there.
+ */
+import { compilePlan } from './compile';
+import type { CompileOptions } from './options';
+import type { NativeExecuteOptions, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
+import type { Plan } from './plan';
+import { randn } from './randn';
+import type { NoiseSchedule } from './schedule';
+import {
+  describeValue,
+  expectFiniteNumber,
+  expectFunction,
+  expectInteger,
+  expectKnownKeys,
+  expectObject,
+  invalidType,
+  outOfRange,
+} from './validate';
+
+/** What the Sampler needs of a model: a loaded network (loadModel) that runs plans. */
+export type SamplerModel = Pick<NativeModel, 'info' | 'execute'>;
+
+/** Solver options of the Sampler: those of compilePlan, with steps defaulting to 12. */
+export type SamplerOptions = Omit<CompileOptions, 'steps'> & {
+  model: SamplerModel;
+  /** Number of steps (default 12: the paper's few-step recommendation). */
+  steps?: number;
+};
+
+/** Progress of one network evaluation. */
+export interface SampleStepEvent {
+  /** 1-based index of the evaluation just finished. */
+  nfe: number;
+  /** Total evaluations of the solve. */
+  total: number;
+  /** Model input time of that evaluation. */
+  t: number;
+  /** The solver's continuous time of that evaluation. */
+  tCont: number;
+}
+
+export interface SampleOptions {
+  /** Shape of the batch, e.g. [n, c, h, w]; the leading dimension is the batch. */
+  shape: number[];
+  /**
+   * Seed of the starting noise (non-negative safe integer or bigint < 2^64). When neither
+   * seed nor x is given a random seed is drawn and returned in the result.
+   */
+  seed?: number | bigint;
+  /** The starting state x_T itself (float32, row-major, prod(shape) values); excludes seed and x0. */
+  x?: Float32Array;
+  /** img2img: data to start from (prod(shape) values), noised with the seed to tStart. */
+  x0?: Float32Array;
+  /** Start time of the solve (default: the constructor's tStart, else schedule.T); img2img needs tStart < T. */
+  tStart?: number;
+  /** Conditioning input for a model with forward(x, t, cond). */
+  cond?: Float32Array;
+  /** Shape of cond (default [shape[0], cond.length / shape[0]]). */
+  condShape?: number[];
+  /** Unconditional input for classifier-free guidance (same shape as cond). */
+  uncond?: Float32Array;
+  /** Classifier-free guidance scale g: raw = uncond + g (cond - uncond). Needs cond and uncond. */
+  guidanceScale?: number;
+  /** Called after every network evaluation. */
+  onStep?: (event: SampleStepEvent) => void;
+  /** Cancels the solve between evaluations; the promise then rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+export interface SampleTimings {
+  /** Wall time of the whole sample() call. */
+  totalMs: number;
+  /** Compiling the plan (0 when it came from the cache). */
+  compileMs: number;
+  /** Drawing the starting noise. */
+  noiseMs: number;
+  /** The executor: all of the solve. */
+  executeMs: number;
+  /** Inside the network (as the executor measured it). */
+  modelMs: number;
+  /** Solver ops (as the executor measured it). */
+  solverMs: number;
+}
+
+export interface SampleResult {
+  /** The samples, float32, row-major. */
+  data: Float32Array;
+  shape: number[];
+  /** Network evaluations made (one per eval op; a guided evaluation counts once). */
+  nfe: number;
+  timings: SampleTimings;
+  /** The seed of the starting noise (undefined when x was given). */
+  seed?: number | bigint;
+  /** The start time used. */
+  tStart: number;
+}
+
+const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal'];
+const MAX_CACHED_PLANS = 16;
+const DEFAULT_STEPS = 12;
+
+function expectShape(field: string, value: unknown): number[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw invalidType(field, 'a non-empty array of positive integers (e.g. [4, 1, 28, 28])', value);
+  }
+  return value.map((d, i) => expectInteger(`${field}[${i}]`, d, { min: 1 }));
+}
+
+function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function expectFloat32Data(field: string, value: unknown, length: number, lengthOf: string): Float32Array {
+  if (!(value instanceof Float32Array)) throw invalidType(field, 'a Float32Array', value);
+  if (value.length !== length) {
+    throw outOfRange(`${field}.length`, `${length} (the number of elements of ${lengthOf})`, value.length);
+  }
+  return value;
+}
+
+function expectSeed(value: unknown): number | bigint {
+  if (typeof value === 'bigint') {
+    if (value < 0n || value >= 1n << 64n) throw outOfRange('seed', 'an integer in [0, 2^64)', value);
+    return value;
+  }
+  return expectInteger('seed', value, { min: 0, max: Number.MAX_SAFE_INTEGER });
+}
+
+/** A random seed in [0, 2^53) for calls that give neither seed nor x. */
+function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 21) * 2 ** 32 + Math.floor(Math.random() * 2 ** 32);
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error && reason.name === 'AbortError') return reason;
+  const err = new Error('The sampling was aborted', { cause: reason });
+  err.name = 'AbortError';
+  return err;
+}
+
+export class Sampler {
+  readonly model: SamplerModel;
+  readonly schedule: NoiseSchedule;
+  /** The solver options as given (steps defaulted), without model. */
+  readonly options: Readonly<Omit<CompileOptions, 'schedule'>>;
+  private readonly plans = new Map<number, Plan>();
+  private readonly defaultTStart: number;
+
+  constructor(options: SamplerOptions) {
+    const o = expectObject('Sampler options', options);
+    const model = o.model as SamplerModel | undefined;
+    if (typeof model !== 'object' || model === null || typeof model.execute !== 'function') {
+      throw invalidType('model', 'a loaded model (await loadModel(path))', model);
+    }
+    const { model: _model, ...solverOptions } = options;
+    const compileOptions: CompileOptions = { ...solverOptions, steps: solverOptions.steps ?? DEFAULT_STEPS };
+    // Compiling the default plan validates every solver option now, with the messages of compilePlan.
+    const plan = compilePlan(compileOptions);
+    this.model = model;
+    this.schedule = compileOptions.schedule;
+    const { schedule: _schedule, ...rest } = compileOptions;
+    this.options = Object.freeze(rest);
+    this.defaultTStart = compileOptions.tStart ?? this.schedule.T;
+    this.plans.set(this.defaultTStart, plan);
+  }
+
+  /** The plan for a start time (compiled on first use, then cached). */
+  planFor(tStart: number = this.defaultTStart): Plan {
+    const cached = this.plans.get(tStart);
+    if (cached) {
+      // Refresh its place in the insertion order (least recently used leaves first).
+      this.plans.delete(tStart);
+      this.plans.set(tStart, cached);
+      return cached;
+    }
+    const plan: Plan = compilePlan({ schedule: this.schedule, ...this.options, tStart });
+    if (this.plans.size >= MAX_CACHED_PLANS) {
+      const oldest = this.plans.keys().next().value as number;
+      this.plans.delete(oldest);
+    }
+    this.plans.set(tStart, plan);
+    return plan;
+  }
+
+  /** Runs the solver on a batch and resolves with the samples. */
+  async sample(options: SampleOptions): Promise<SampleResult> {
+    const started = performance.now();
+    const o = expectObject('sample options', options);
+    expectKnownKeys('sample options', o, SAMPLE_KEYS);
+    const shape = expectShape('shape', o.shape);
+    const count = numel(shape);
+
+    if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', o.signal);
+    const signal = o.signal as AbortSignal | undefined;
+    if (signal?.aborted) throw abortError(signal);
+    const onStep = o.onStep === undefined ? undefined : (expectFunction('onStep', o.onStep) as (e: SampleStepEvent) => void);
+
+    const tStart = this.resolveTStart(o);
+    const isImg2Img = o.x0 !== undefined;
+    if (o.x !== undefined && (o.seed !== undefined || isImg2Img)) {
+      throw invalidType(
+        'x',
+        'no x together with seed or x0 (x is the starting state itself; for img2img give x0 and seed)',
+        o.x,
+      );
+    }
+
+    const cached = this.plans.has(tStart);
+    const tCompile = performance.now();
+    const plan = this.planFor(tStart);
+    const compileMs = cached ? 0 : performance.now() - tCompile;
+
+    const tNoise = performance.now();
+    let x: Float32Array;
+    let seed: number | bigint | undefined;
+    if (o.x !== undefined) {
+      x = expectFloat32Data('x', o.x, count, 'shape');
+    } else {
+      seed = o.seed === undefined ? randomSeed() : expectSeed(o.seed);
+      const noise = randn(shape, seed);
+      x = isImg2Img ? this.addNoise(expectFloat32Data('x0', o.x0, count, 'shape'), noise, tStart) : this.priorSample(noise, tStart);
+    }
+    const noiseMs = performance.now() - tNoise;
+
+    const execOptions: NativeExecuteOptions = { x, shape, ...this.conditioning(o, shape) };
+    if (signal) execOptions.signal = signal;
+    if (onStep) {
+      const evalTimes = plan.ops.flatMap((op) => (op.op === 'eval' ? [op.tCont] : []));
+      execOptions.onStep = (ev: NativeStepEvent) => onStep({ nfe: ev.nfe, total: ev.total, t: ev.t, tCont: evalTimes[ev.nfe - 1] });
+    }
+
+    const tExec = performance.now();
+    let result: NativeExecuteResult;
+    try {
+      result = await this.model.execute(plan, execOptions);
+    } catch (err) {
+      if (signal?.aborted) throw abortError(signal);
+      throw err;
+    }
+    const executeMs = performance.now() - tExec;
+    return {
+      data: result.data,
+      shape: result.shape ?? shape,
+      nfe: result.nfe,
+      seed,
+      tStart,
+      timings: {
+        totalMs: performance.now() - started,
+        compileMs,
+        noiseMs,
+        executeMs,
+        modelMs: Number(result.timings?.modelMs ?? NaN),
+        solverMs: Number(result.timings?.solverMs ?? NaN),
+      },
+    };
+  }
+
+  /**
+   * The forward process of the schedule applied to data, as the official add_noise:
+   *   x_t = alpha_t x0 + sigma_t noise.
+   */
+  addNoise(x0: Float32Array, noise: Float32Array, t: number): Float32Array {
+    const alpha = this.schedule.alpha(t);
+    const sigma = this.schedule.sigma(t);
+    const out = new Float32Array(x0.length);
+    for (let i = 0; i < x0.length; i++) out[i] = alpha * x0[i] + sigma * noise[i];
+    return out;
+  }
+
+  /** x_T from standard-normal noise: the noise itself for VP schedules, sigma_T noise for EDM. */
+  private priorSample(noise: Float32Array, tStart: number): Float32Array {
+    if (this.schedule.kind !== 'edm') return noise;
+    const sigma = this.schedule.sigma(tStart);
+    for (let i = 0; i < noise.length; i++) noise[i] *= sigma;
+    return noise;
+  }
+
+  private resolveTStart(o: Record<string, unknown>): number {
+    const T = this.schedule.T;
+    const tEnd = this.options.tEnd ?? this.schedule.eps;
+    if (o.tStart === undefined) {
+      if (o.x0 !== undefined && !(this.defaultTStart < T)) {
+        throw invalidType('tStart', `a start time < T (${T}) for img2img (x0 given)`, o.tStart);
+      }
+      return this.defaultTStart;
+    }
+    const tStart = expectFiniteNumber('tStart', o.tStart, { above: tEnd, max: this.schedule.domain.max });
+    if (o.x0 !== undefined && !(tStart < T)) {
+      throw outOfRange('tStart', `a number < T (${T}) for img2img (x0 given)`, tStart);
+    }
+    return tStart;
+  }
+
+  private conditioning(o: Record<string, unknown>, shape: number[]): Partial<NativeExecuteOptions> {
+    const out: Partial<NativeExecuteOptions> = {};
+    if (o.cond === undefined) {
+      for (const k of ['condShape', 'uncond', 'guidanceScale']) {
+        if (o[k] !== undefined) throw invalidType(k, `no ${k} without cond`, o[k]);
+      }
+      return out;
+    }
+    if (!(o.cond instanceof Float32Array) || o.cond.length === 0) throw invalidType('cond', 'a non-empty Float32Array', o.cond);
+    const cond = o.cond;
+    let condShape: number[];
+    if (o.condShape === undefined) {
+      if (cond.length % shape[0] !== 0) {
+        throw outOfRange('cond.length', `a multiple of the batch size ${shape[0]} (or give condShape)`, cond.length);
+      }
+      condShape = [shape[0], cond.length / shape[0]];
+    } else {
+      condShape = expectShape('condShape', o.condShape);
+      if (numel(condShape) !== cond.length) {
+        throw outOfRange('cond.length', `${numel(condShape)} (the number of elements of condShape)`, cond.length);
+      }
+    }
+    out.cond = cond;
+    out.condShape = condShape;
+    if (o.uncond !== undefined) out.uncond = expectFloat32Data('uncond', o.uncond, cond.length, 'cond');
+    if (o.guidanceScale !== undefined) {
+      out.guidanceScale = expectFiniteNumber('guidanceScale', o.guidanceScale);
+      if (out.uncond === undefined) {
+        throw invalidType('uncond', `a Float32Array like cond when guidanceScale is given (got guidanceScale ${describeValue(o.guidanceScale)})`, o.uncond);
+      }
+    } else if (out.uncond !== undefined) {
+      throw invalidType('guidanceScale', 'a finite number when uncond is given (classifier-free guidance)', o.guidanceScale);
+    }
+    return out;
+  }
+}
