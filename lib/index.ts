@@ -24,3 +24,6 @@ export type { Plan, PlanOp, EvalOp, LincombOp, ThresholdOp } from './plan';
 export { MAX_LINCOMB_TERMS } from './plan';
 export { outputConversion, PlanBuilder } from './plan-builder';
 export type { Prediction } from './plan-builder';
+export { randn } from './randn';
+export { toImageGrid, encodePng, encodeNpy, toByte, GRID_PADDING } from './image-io';
+export type { ImageGrid, ImageGridOptions } from './image-io';
