@@ -2,7 +2,7 @@
  * The iDDPM cosine schedule as a continuous VP schedule (official NoiseScheduleVP 'cosine'):
  *   alpha_t = cos((t + s)/(1 + s) pi/2) / cos(s/(1 + s) pi/2),  s = 0.008
  *   T = 0.9946 (as DPM-Solver and the official code), default tEnd = 1e-3, model input time t.
- * The largest valid t is t_max = 2(1+s)/pi atan(999 (1+s)/pi) - s (where beta reaches 999).
+ * The largest valid t is t_max = 2(1+s)/pi atan(999 (1+s)/pi) - s ~ 0.998 (where beta reaches 999).
  */
 import type { NoiseSchedule } from '../schedule';
 import { expectKnownKeys, expectObject } from '../validate';
