@@ -27,3 +27,7 @@ export type { Prediction } from './plan-builder';
 export { randn } from './randn';
 export { toImageGrid, encodePng, encodeNpy, toByte, GRID_PADDING } from './image-io';
 export type { ImageGrid, ImageGridOptions } from './image-io';
+export { Sampler } from './sampler';
+export type { SamplerOptions, SamplerModel, SampleOptions, SampleResult, SampleStepEvent, SampleTimings } from './sampler';
+export { readModelCard, parseModelCard, modelCardPath } from './model-card';
+export type { ModelCard } from './model-card';

@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+/**
+ * `scire`: sample a diffusion model from the command line.
+ *
+ *   scire sample [--model m.pt] [--steps 12] [-n 64] [--seed 0] [--out samples.png] ...
+ *   scire info
+ *
+ * Exit status: 0 on success, 1 when sampling fails, 2 for a bad command line (with usage).
+ * Progress goes to stderr (a bar on a terminal, plain lines otherwise), the summary to stdout.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { INFO_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, type InfoArgs, type SampleArgs } from './cli-args';
+import { encodeNpy, encodePng, toImageGrid } from './image-io';
+import { loadModel } from './model';
+import { readModelCard, type ModelCard } from './model-card';
+import { nativeBinding } from './native';
+import { ProgressReporter } from './progress';
+import { Sampler, type SampleResult } from './sampler';
+
+/** The package root (dist/cli.js and lib/cli.ts both sit one level below it). */
+const PACKAGE_ROOT = path.resolve(__dirname, '..');
+export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'fmnist_unet.pt');
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The samples mapped from the model's data range to [-1, 1], the range the PNG grid expects. */
+function toUnitRange(data: Float32Array, range: [number, number] | undefined): Float32Array {
+  if (!range || (range[0] === -1 && range[1] === 1)) return data;
+  const [lo, hi] = range;
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = ((data[i] - lo) / (hi - lo)) * 2 - 1;
+  return out;
+}
+
+/** Writes the batch: a PNG grid for [n, 1|3, h, w] samples, raw float32 for .npy. */
+function writeSamples(file: string, result: SampleResult, card: ModelCard): void {
+  let bytes: Buffer;
+  if (/\.npy$/i.test(file)) {
+    bytes = encodeNpy(result.data, result.shape);
+  } else {
+    const [, c] = result.shape;
+    if (result.shape.length !== 4 || (c !== 1 && c !== 3)) {
+      throw new UsageError(
+        `--out ${file}: a PNG grid needs image-shaped samples [channels 1 or 3, height, width], ` +
+          `but the samples have shape [${result.shape.slice(1).join(', ')}]; write a .npy file instead`,
+      );
+    }
+    bytes = encodePng(toImageGrid(toUnitRange(result.data, card.dataRange), result.shape));
+  }
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.writeFileSync(file, bytes);
+}
+
+async function runSample(args: SampleArgs): Promise<void> {
+  const modelPath = args.model ?? DEFAULT_MODEL;
+  if (!fs.existsSync(modelPath)) {
+    throw new Error(
+      args.model === undefined
+        ? `The bundled model ${modelPath} is missing (run "npm run demo" from a full checkout, or pass --model)`
+        : `--model ${modelPath}: no such file`,
+    );
+  }
+  const card = readModelCard(modelPath, args.card);
+  const sampleShape = args.shape ?? card.shape;
+  if (!sampleShape) {
+    throw new UsageError(`the model card ${card.file} gives no sample shape: pass --shape (e.g. --shape 1,28,28)`);
+  }
+
+  const model = await loadModel(modelPath, { device: args.device, dtype: args.dtype });
+  let sampler: Sampler;
+  try {
+    sampler = new Sampler({
+      model,
+      schedule: card.schedule,
+      modelType: args.modelType ?? card.modelType,
+      steps: args.steps,
+      solver: args.solver,
+      algorithm: args.algorithm,
+      method: args.method,
+      order: args.order,
+      skip: args.skip,
+      denoiseToZero: args.denoiseToZero || undefined,
+    });
+  } catch (err) {
+    // A solver option the flags allow one by one but not together (e.g. --algorithm with --solver ddim).
+    if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message);
+    throw err;
+  }
+
+  const progress = args.quiet ? undefined : new ProgressReporter(process.stderr);
+  let result: SampleResult;
+  try {
+    result = await sampler.sample({
+      shape: [args.samples, ...sampleShape],
+      seed: args.seed,
+      onStep: progress ? (ev) => progress.update(ev) : undefined,
+    });
+  } finally {
+    progress?.finish();
+  }
+  writeSamples(args.out, result, card);
+
+  const seconds = result.timings.totalMs / 1000;
+  const meta = sampler.planFor().meta;
+  const solver = [meta.solver, meta.algorithm, meta.method, meta.order !== undefined ? `order ${meta.order}` : undefined, meta.skip]
+    .filter((v) => v !== undefined && v !== null)
+    .join(' ');
+  process.stdout.write(
+    `${args.samples} samples [${sampleShape.join(', ')}] -> ${args.out}: NFE ${result.nfe}, ` +
+      `${seconds.toFixed(2)} s, ${(args.samples / seconds).toFixed(1)} samples/s ` +
+      `(${solver}; seed ${String(args.seed)}; ${args.device} ${args.dtype})\n`,
+  );
+}
+
+function runInfo(args: InfoArgs): void {
+  const build = nativeBinding().buildInfo();
+  const info = {
+    version: packageVersion(),
+    addonVersion: build.version,
+    libtorch: build.torchVersion,
+    cuda: build.cuda,
+    gpus: build.cudaDeviceCount,
+    buildSystem: build.buildSystem,
+    node: process.version,
+  };
+  if (args.json) {
+    process.stdout.write(JSON.stringify(info) + '\n');
+    return;
+  }
+  process.stdout.write(
+    [
+      `scire-solver ${info.version} (addon ${info.addonVersion}, built with ${info.buildSystem})`,
+      `LibTorch     ${info.libtorch}`,
+      `CUDA         ${info.cuda ? 'on' : 'off'}`,
+      `GPUs         ${info.gpus}`,
+      `Node.js      ${info.node}`,
+    ].join('\n') + '\n',
+  );
+}
+
+/** Runs the CLI on argv (without node and the script) and resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const usage = argv[0] === 'sample' ? SAMPLE_USAGE : argv[0] === 'info' ? INFO_USAGE : USAGE;
+  try {
+    const args = parseCommandLine(argv);
+    if (args.command === 'help') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    if (args.help) {
+      process.stdout.write(usage + '\n');
+      return 0;
+    }
+    if (args.command === 'sample') await runSample(args);
+    else runInfo(args);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`scire: ${err.message}\n\n${usage}\n`);
+      return 2;
+    }
+    process.stderr.write(`scire: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`scire: ${String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
