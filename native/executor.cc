@@ -1,0 +1,395 @@
+#include "executor.h"
+
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "abort_handle.h"
+#include "device_dtype.h"
+#include "errors.h"
+#include "exports.h"
+#include "kernel_bindings.h"
+#include "kernels/lincomb_tensor.h"
+#include "kernels/threshold.h"
+#include "model.h"
+#include "plan.h"
+
+namespace scire {
+namespace {
+
+constexpr const char* kWhere = "execute";
+
+// ------------------------------------------------------------------ options (JS thread)
+
+struct ExecuteInputs {
+  at::Tensor x;                // CPU float32, `shape`
+  std::vector<int64_t> shape;
+  at::Tensor cond;             // CPU float32 or undefined
+  at::Tensor uncond;           // CPU float32 or undefined (then no guidance)
+  double guidanceScale = 1.0;
+};
+
+at::Tensor CopyFloat32(const Napi::Value& value, const std::string& field, const std::vector<int64_t>& shape) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw TypeErrorFor(kWhere, field, "a Float32Array");
+  }
+  auto array = value.As<Napi::Float32Array>();
+  at::Tensor t = at::empty(shape, at::kFloat);
+  if (t.numel() != static_cast<int64_t>(array.ElementLength())) {
+    throw RangeErrorFor(kWhere, field, "has " + std::to_string(array.ElementLength()) + " elements but its shape needs " +
+                                           std::to_string(t.numel()));
+  }
+  if (t.numel() > 0) std::memcpy(t.data_ptr<float>(), array.Data(), t.numel() * sizeof(float));
+  return t;
+}
+
+std::vector<int64_t> ParseShapeOption(const Napi::Value& value, const std::string& field) {
+  if (!value.IsArray()) throw TypeErrorFor(kWhere, field, "an array of positive integers");
+  auto arr = value.As<Napi::Array>();
+  if (arr.Length() == 0) throw RangeErrorFor(kWhere, field, "must have at least one dimension (got [])");
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value d = arr.Get(i);
+    const double v = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : 0.0;
+    if (!d.IsNumber() || !(v >= 1 && v <= 9.0e15) || std::floor(v) != v) {
+      throw TypeErrorFor(kWhere, field + "[" + std::to_string(i) + "]", "a positive integer");
+    }
+    shape.push_back(static_cast<int64_t>(v));
+  }
+  return shape;
+}
+
+ExecuteInputs ParseInputs(const Napi::Object& opts, const ModelHandle& model) {
+  ExecuteInputs in;
+  in.shape = ParseShapeOption(opts.Get("shape"), "opts.shape");
+  in.x = CopyFloat32(opts.Get("x"), "opts.x", in.shape);
+
+  const Napi::Value cond = opts.Get("cond");
+  const Napi::Value uncond = opts.Get("uncond");
+  const Napi::Value scale = opts.Get("guidanceScale");
+  if (!cond.IsUndefined()) {
+    if (model.numInputs < 3) {
+      throw ScireError(ErrorKind::kTypeError,
+                       std::string(kWhere) + ": opts.cond was given but the model's forward takes (x, t) only",
+                       "ERR_SCIRE_UNEXPECTED_COND");
+    }
+    const std::vector<int64_t> condShape = ParseShapeOption(opts.Get("condShape"), "opts.condShape");
+    if (condShape[0] != in.shape[0]) {
+      throw RangeErrorFor(kWhere, "opts.condShape[0]", "must equal the batch size shape[0] = " +
+                                                           std::to_string(in.shape[0]) + " (got " +
+                                                           std::to_string(condShape[0]) + ")");
+    }
+    in.cond = CopyFloat32(cond, "opts.cond", condShape);
+    if (!uncond.IsUndefined()) {
+      in.uncond = CopyFloat32(uncond, "opts.uncond", condShape);
+      if (!scale.IsNumber() || !std::isfinite(scale.As<Napi::Number>().DoubleValue())) {
+        throw TypeErrorFor(kWhere, "opts.guidanceScale", "a finite number when opts.uncond is given");
+      }
+      in.guidanceScale = scale.As<Napi::Number>().DoubleValue();
+    } else if (!scale.IsUndefined()) {
+      throw TypeErrorFor(kWhere, "opts.uncond", "a Float32Array (the unconditional input) when guidanceScale is given");
+    }
+  } else {
+    if (model.requiredInputs >= 3) {
+      throw ScireError(ErrorKind::kTypeError,
+                       std::string(kWhere) + ": the model's forward takes (x, t, cond): opts.cond (a Float32Array) "
+                                             "and opts.condShape are required",
+                       "ERR_SCIRE_MISSING_COND");
+    }
+    if (!uncond.IsUndefined() || !scale.IsUndefined()) {
+      throw TypeErrorFor(kWhere, "opts.cond", "a Float32Array when uncond / guidanceScale are given");
+    }
+  }
+  return in;
+}
+
+// ------------------------------------------------------------------ shared run state
+
+/** What the worker and the thread-safe-function callbacks share; touched on the JS thread only
+ *  after the worker finished (or, for the abort flags, atomically). */
+struct RunState {
+  explicit RunState(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  AbortFlagPtr userAbort;                 // from opts.abortHandle (may be null)
+  AbortFlag stop;                         // set when onStep threw
+  Napi::ThreadSafeFunction progress;      // valid when onStep was given
+  bool hasProgress = false;
+  Napi::Reference<Napi::Value> callbackError;  // what onStep threw
+  bool callbackFailed = false;
+
+  bool StopRequested() const { return stop.IsSet() || (userAbort && userAbort->IsSet()); }
+};
+using RunStatePtr = std::shared_ptr<RunState>;
+
+struct StepEvent {
+  int nfe;
+  int total;
+  double t;
+  double tCont;
+};
+
+struct AbortedRun {};  // thrown inside the worker when the flag is seen
+
+// ------------------------------------------------------------------ the worker
+
+using Clock = std::chrono::steady_clock;
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+class ExecuteWorker : public Napi::AsyncWorker {
+ public:
+  ExecuteWorker(Napi::Env env, ModelPtr model, PlanSpec plan, ExecuteInputs inputs, RunStatePtr state)
+      : Napi::AsyncWorker(env, "scire.execute"),
+        model_(std::move(model)),
+        plan_(std::move(plan)),
+        inputs_(std::move(inputs)),
+        state_(std::move(state)),
+        shape_(inputs_.shape) {}
+
+ protected:
+  void Execute() override {
+    try {
+      Run();
+    } catch (const AbortedRun&) {
+      aborted_ = true;
+      SetError("aborted");
+    } catch (...) {
+      failure_ = CaptureCurrentException(kWhere);
+      SetError(failure_.message);
+    }
+    inputs_ = ExecuteInputs();  // free the host copies now, not when the JS side collects
+  }
+
+  void OnOK() override { Settle(); }
+  void OnError(const Napi::Error&) override { Settle(); }
+
+ private:
+  void Run() {
+    c10::InferenceMode inference;
+    std::lock_guard<std::mutex> lock(model_->mutex);
+    const auto started = Clock::now();
+    const at::Device device = model_->device;
+    const at::ScalarType modelType = model_->dtype;
+    const bool cuda = device.is_cuda();
+    const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+    const bool guided = inputs_.uncond.defined();
+    const int64_t batch = inputs_.shape[0];
+    const float g = static_cast<float>(inputs_.guidanceScale);
+
+    std::vector<at::Tensor> R(plan_.numRegs);
+    auto reg = [&](int i) -> const at::Tensor& {
+      if (!R[i].defined()) R[i] = at::empty(inputs_.shape, f32);
+      return R[i];
+    };
+    // R[0] = initScale * x_T (x is our own copy: scaling it in place is fine on the CPU)
+    R[0] = inputs_.x.to(device);
+    kernels::FusedLincomb(R[0], {{static_cast<float>(plan_.initScale), R[0]}});
+
+    // Network inputs, allocated once: x_in in the model dtype ([uncond; cond] batch when
+    // guided), t as float32 (the model input time loses precision in 16-bit types).
+    std::vector<int64_t> evalShape = inputs_.shape;
+    if (guided) evalShape[0] = 2 * batch;
+    const at::Tensor xIn = at::empty(evalShape, f32.dtype(modelType));
+    const at::Tensor tIn = at::empty({evalShape[0]}, f32);
+    at::Tensor cond;
+    if (inputs_.cond.defined()) {
+      cond = guided ? at::cat({inputs_.uncond, inputs_.cond}) : inputs_.cond;
+      cond = cond.to(device, modelType).contiguous();
+    }
+    const std::vector<at::Tensor> xInHalves =
+        guided ? std::vector<at::Tensor>{xIn.narrow(0, 0, batch), xIn.narrow(0, batch, batch)}
+               : std::vector<at::Tensor>{xIn};
+
+    double modelMs = 0;
+    for (const PlanStep& step : plan_.steps) {
+      switch (step.kind) {
+        case PlanStep::Kind::Eval: {
+          if (state_->StopRequested()) throw AbortedRun();
+          const at::Tensor& src = R[step.src];
+          for (const at::Tensor& half : xInHalves) {
+            kernels::FusedLincomb(half, {{static_cast<float>(step.inScale), src}});
+          }
+          tIn.fill_(step.t);
+          if (cuda) torch::cuda::synchronize(device.index());
+          const auto m0 = Clock::now();
+          at::Tensor raw = RunModel(*model_, xIn, tIn, cond.defined() ? &cond : nullptr);
+          if (cuda) torch::cuda::synchronize(device.index());
+          modelMs += MsSince(m0);
+          if (raw.scalar_type() != at::kFloat && raw.scalar_type() != modelType) raw = raw.to(at::kFloat);
+          raw = raw.contiguous();
+          // R[dst] = outX * x_in + outM * raw with x_in = inScale * R[src], in one pass.
+          const float cx = static_cast<float>(step.outX * step.inScale);
+          const float cm = static_cast<float>(step.outM);
+          std::vector<kernels::Term> terms;
+          if (!(cx == 0.f && raw.scalar_type() == at::kFloat)) terms.push_back({cx, src});
+          if (guided) {
+            terms.push_back({cm * (1.f - g), raw.narrow(0, 0, batch)});
+            terms.push_back({cm * g, raw.narrow(0, batch, batch)});
+          } else {
+            terms.push_back({cm, raw});
+          }
+          kernels::FusedLincomb(reg(step.dst), terms);
+          ++nfe_;
+          if (state_->hasProgress) {
+            const StepEvent ev{nfe_, plan_.nfe, step.t, step.tCont};
+            RunStatePtr state = state_;
+            state_->progress.NonBlockingCall([state, ev](Napi::Env env, Napi::Function onStep) {
+              DeliverStep(env, onStep, *state, ev);
+            });
+          }
+          break;
+        }
+        case PlanStep::Kind::Lincomb: {
+          std::vector<kernels::Term> terms;
+          for (int k = 0; k < step.terms; ++k) terms.push_back({static_cast<float>(step.coef[k]), R[step.reg[k]]});
+          kernels::FusedLincomb(reg(step.dst), terms);
+          break;
+        }
+        case PlanStep::Kind::Threshold:
+          kernels::DynamicThreshold(R[step.reg[0]], step.ratio, step.maxVal);
+          break;
+      }
+    }
+    at::Tensor out = at::empty(inputs_.shape, f32);
+    kernels::FusedLincomb(out, {{static_cast<float>(plan_.finalScale), R[plan_.finalSrc]}});
+    result_ = out.to(at::kCPU).contiguous();  // waits for the device
+    totalMs_ = MsSince(started);
+    modelMs_ = modelMs;
+  }
+
+  static void DeliverStep(Napi::Env env, Napi::Function onStep, RunState& state, const StepEvent& ev) {
+    if (state.callbackFailed) return;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("nfe", ev.nfe);
+    o.Set("total", ev.total);
+    o.Set("t", ev.t);
+    o.Set("tCont", ev.tCont);
+    try {
+      onStep.Call({o});
+    } catch (const Napi::Error& e) {
+      state.callbackFailed = true;
+      state.callbackError = Napi::Persistent(static_cast<Napi::Value>(e.Value()));
+      state.stop.Set();
+    }
+  }
+
+  // Settles the promise after every queued step event (same FIFO queue), then releases the
+  // thread-safe function so the event loop may exit.
+  void Settle() {
+    auto outcome = std::make_shared<Outcome>();
+    outcome->aborted = aborted_;
+    outcome->failed = !aborted_ && !failure_.message.empty();
+    outcome->failure = failure_;
+    outcome->result = std::move(result_);
+    outcome->shape = shape_;
+    outcome->nfe = nfe_;
+    outcome->totalMs = totalMs_;
+    outcome->modelMs = modelMs_;
+    outcome->device = DeviceName(model_->device);
+    RunStatePtr state = state_;
+    if (state->hasProgress) {
+      const napi_status st = state->progress.NonBlockingCall(
+          [state, outcome](Napi::Env env, Napi::Function) { Finish(env, *state, *outcome); });
+      state->progress.Release();
+      if (st == napi_ok) return;
+    }
+    Finish(Env(), *state, *outcome);
+  }
+
+  struct Outcome {
+    bool aborted = false, failed = false;
+    Failure failure;
+    at::Tensor result;
+    std::vector<int64_t> shape;
+    int nfe = 0;
+    double totalMs = 0, modelMs = 0;
+    std::string device;
+  };
+
+  static void Finish(Napi::Env env, RunState& state, Outcome& outcome) {
+    Napi::HandleScope scope(env);
+    if (state.callbackFailed) {
+      state.deferred.Reject(state.callbackError.Value());
+      state.callbackError.Reset();
+    } else if (outcome.aborted) {
+      state.deferred.Reject(MakeAbortError(env).Value());
+    } else if (outcome.failed) {
+      state.deferred.Reject(outcome.failure.ToJs(env).Value());
+    } else {
+      const size_t n = static_cast<size_t>(outcome.result.numel());
+      Napi::Float32Array data = Napi::Float32Array::New(env, n);
+      if (n > 0) std::memcpy(data.Data(), outcome.result.data_ptr<float>(), n * sizeof(float));
+      outcome.result = at::Tensor();
+      Napi::Array shape = Napi::Array::New(env, outcome.shape.size());
+      for (uint32_t i = 0; i < outcome.shape.size(); ++i) shape.Set(i, static_cast<double>(outcome.shape[i]));
+      Napi::Object timings = Napi::Object::New(env);
+      timings.Set("totalMs", outcome.totalMs);
+      timings.Set("modelMs", outcome.modelMs);
+      timings.Set("solverMs", std::max(0.0, outcome.totalMs - outcome.modelMs));
+      timings.Set("device", outcome.device);
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("data", data);
+      result.Set("shape", shape);
+      result.Set("nfe", outcome.nfe);
+      result.Set("timings", timings);
+      state.deferred.Resolve(result);
+    }
+  }
+
+  ModelPtr model_;
+  PlanSpec plan_;
+  ExecuteInputs inputs_;
+  RunStatePtr state_;
+  std::vector<int64_t> shape_;
+  at::Tensor result_;
+  int nfe_ = 0;
+  double totalMs_ = 0, modelMs_ = 0;
+  bool aborted_ = false;
+  Failure failure_;
+};
+
+// ------------------------------------------------------------------ model.execute(plan, opts)
+
+Napi::Value ExecuteJs(const Napi::CallbackInfo& info, Model& model) {
+  Napi::Env env = info.Env();
+  ModelPtr handle = model.Handle();
+  if (info.Length() < 2 || !info[1].IsObject()) {
+    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, abortHandle? }");
+  }
+  PlanSpec plan = ParsePlan(info[0]);
+  const Napi::Object opts = info[1].As<Napi::Object>();
+  ExecuteInputs inputs = ParseInputs(opts, *handle);
+
+  auto state = std::make_shared<RunState>(env);
+  const Napi::Value abortHandle = opts.Get("abortHandle");
+  if (!abortHandle.IsUndefined()) state->userAbort = AbortFlagFromValue(abortHandle, "execute: opts.abortHandle");
+  const Napi::Value onStep = opts.Get("onStep");
+  if (!onStep.IsUndefined()) {
+    if (!onStep.IsFunction()) throw TypeErrorFor(kWhere, "opts.onStep", "a function");
+    // Unlimited queue: NonBlockingCall never fails for a full queue and never blocks.
+    state->progress = Napi::ThreadSafeFunction::New(env, onStep.As<Napi::Function>(), "scire.execute.onStep", 0, 1);
+    state->hasProgress = true;
+  }
+  auto* worker = new ExecuteWorker(env, std::move(handle), std::move(plan), std::move(inputs), state);
+  worker->Queue();
+  return state->deferred.Promise();
+}
+
+void InitExecutorExports(Napi::Env env, Napi::Object exports) {
+  exports.Set("createAbortHandle", Napi::Function::New(env, CreateAbortHandle, "createAbortHandle"));
+  AddKernelBindings(env, exports);
+}
+
+[[maybe_unused]] const bool kExecuteRegistered = RegisterModelMethod("execute", &ExecuteJs);
+[[maybe_unused]] const bool kExportsRegistered = RegisterExports(&InitExecutorExports);
+
+}  // namespace
+
+}  // namespace scire

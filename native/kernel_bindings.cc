@@ -1,0 +1,248 @@
+#include "kernel_bindings.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "device_dtype.h"
+#include "errors.h"
+#include "kernels/lincomb.h"
+#include "kernels/lincomb_tensor.h"
+
+namespace scire {
+namespace {
+
+at::Device ReadDevice(const Napi::Object& opts, const std::string& where) {
+  const Napi::Value d = opts.Get("device");
+  if (d.IsUndefined()) return at::Device(at::kCPU);
+  if (!d.IsString()) throw TypeErrorFor(where, "device", "a string: 'cpu', 'cuda' or 'cuda:N'");
+  const std::string name = d.As<Napi::String>().Utf8Value();
+  at::Device device = ParseDevice(where, name);
+  CheckDeviceUsable(where, device, name);
+  return device;
+}
+
+at::ScalarType ReadDType(const Napi::Object& opts, const char* key, const std::string& where) {
+  const Napi::Value d = opts.Get(key);
+  if (d.IsUndefined()) return at::kFloat;
+  if (!d.IsString()) throw TypeErrorFor(where, key, std::string("a string: ") + kAllowedDTypes);
+  try {
+    return ParseDType(where, d.As<Napi::String>().Utf8Value());
+  } catch (const ScireError&) {
+    throw RangeErrorFor(where, key, std::string("must be ") + kAllowedDTypes + " (got '" +
+                                        d.As<Napi::String>().Utf8Value() + "')");
+  }
+}
+
+// A contiguous view of n elements starting `offset` elements into a fresh allocation.
+at::Tensor OffsetBuffer(int64_t n, int64_t offset, const at::TensorOptions& options) {
+  return at::empty({n + offset}, options).narrow(0, offset, n);
+}
+
+// ------------------------------------------------------------------ lincomb
+Napi::Value LincombJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string where = "lincomb";
+  return GuardJs(env, where, [&]() -> Napi::Value {
+    if (info.Length() < 2 || !info[0].IsArray()) throw TypeErrorFor(where, "inputs", "an array of 1 to 4 Float32Arrays");
+    const Napi::Array inputs = info[0].As<Napi::Array>();
+    if (!info[1].IsArray()) throw TypeErrorFor(where, "coefs", "an array of finite numbers");
+    const Napi::Array coefs = info[1].As<Napi::Array>();
+    const uint32_t terms = inputs.Length();
+    if (terms < 1 || terms > static_cast<uint32_t>(kernels::kMaxTerms)) {
+      throw RangeErrorFor(where, "inputs", "must hold 1 to 4 arrays (got " + std::to_string(terms) + ")");
+    }
+    if (coefs.Length() != terms) {
+      throw RangeErrorFor(where, "coefs", "must have one coefficient per input (" + std::to_string(terms) + "), got " +
+                                              std::to_string(coefs.Length()));
+    }
+    Napi::Object opts = Napi::Object::New(env);
+    if (info.Length() > 2 && !info[2].IsUndefined()) {
+      if (!info[2].IsObject()) throw TypeErrorFor(where, "options", "an object { device?, offset?, termDType?, outDType? }");
+      opts = info[2].As<Napi::Object>();
+    }
+    const at::Device device = ReadDevice(opts, where);
+    int64_t offset = 0;
+    const Napi::Value off = opts.Get("offset");
+    if (!off.IsUndefined()) {
+      const double v = off.IsNumber() ? off.As<Napi::Number>().DoubleValue() : -1;
+      if (!off.IsNumber() || !(v >= 0 && v <= 1024) || std::floor(v) != v) {
+        throw RangeErrorFor(where, "offset", "must be an integer in [0, 1024] (elements)");
+      }
+      offset = static_cast<int64_t>(v);
+    }
+    const at::ScalarType termType = ReadDType(opts, "termDType", where);
+    const at::ScalarType outType = ReadDType(opts, "outDType", where);
+
+    std::vector<kernels::Term> list;
+    int64_t n = -1;
+    for (uint32_t k = 0; k < terms; ++k) {
+      const Napi::Value a = inputs.Get(k);
+      if (!a.IsTypedArray() || a.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+        throw TypeErrorFor(where, "inputs[" + std::to_string(k) + "]", "a Float32Array");
+      }
+      auto arr = a.As<Napi::Float32Array>();
+      if (n < 0) n = static_cast<int64_t>(arr.ElementLength());
+      if (static_cast<int64_t>(arr.ElementLength()) != n) {
+        throw RangeErrorFor(where, "inputs[" + std::to_string(k) + "]", "has " + std::to_string(arr.ElementLength()) +
+                                                                          " elements but inputs[0] has " + std::to_string(n));
+      }
+      const Napi::Value c = coefs.Get(k);
+      if (!c.IsNumber() || !std::isfinite(c.As<Napi::Number>().DoubleValue())) {
+        throw TypeErrorFor(where, "coefs[" + std::to_string(k) + "]", "a finite number");
+      }
+      at::Tensor host = at::from_blob(arr.Data(), {n}, at::kFloat);
+      const at::ScalarType type = k == 0 ? at::kFloat : termType;
+      at::Tensor buffer = OffsetBuffer(n, offset, at::TensorOptions().dtype(type).device(device));
+      buffer.copy_(host);
+      list.push_back({static_cast<float>(c.As<Napi::Number>().DoubleValue()), buffer});
+    }
+    at::Tensor out = OffsetBuffer(n, offset, at::TensorOptions().dtype(outType).device(device));
+    kernels::FusedLincomb(out, list);
+    at::Tensor result = out.to(at::TensorOptions().dtype(at::kFloat).device(at::kCPU)).contiguous();
+    Napi::Float32Array js = Napi::Float32Array::New(env, static_cast<size_t>(n));
+    if (n > 0) std::memcpy(js.Data(), result.data_ptr<float>(), static_cast<size_t>(n) * sizeof(float));
+    return js;
+  });
+}
+
+// ------------------------------------------------------------------ benchLincomb
+using Clock = std::chrono::steady_clock;
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Median milliseconds of `iters` calls of fn (after one warm-up call), timed on the host
+// (CPU) or between CUDA events on the current stream (GPU).
+double TimeMedian(const at::Device& device, int iters, const std::function<void()>& fn) {
+  if (device.is_cuda()) {
+#if defined(SCIRE_WITH_CUDA) && defined(SCIRE_TORCH_HAS_CUDA)
+    struct Ctx {
+      const std::function<void()>* fn;
+      std::string error;
+    } ctx{&fn, ""};
+    auto enqueue = [](void* p) -> int {
+      auto* c = static_cast<Ctx*>(p);
+      try {
+        (*c->fn)();
+        return 0;
+      } catch (const std::exception& e) {
+        c->error = e.what();
+        return -1;
+      }
+    };
+    double ms = 0;
+    char err[512] = {0};
+    if (kernels::CudaTimeEnqueue(enqueue, &ctx, iters, kernels::CurrentStream(device), &ms, err, sizeof err) != 0) {
+      throw std::runtime_error(std::string(err) + (ctx.error.empty() ? "" : ": " + ctx.error));
+    }
+    return ms;
+#else
+    throw std::runtime_error("benchLincomb: this addon was built without the CUDA kernels");
+#endif
+  }
+  fn();  // warm-up
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    const auto t0 = Clock::now();
+    fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  return Median(ms);
+}
+
+Napi::Value BenchLincombJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string where = "benchLincomb";
+  return GuardJs(env, where, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) throw TypeErrorFor(where, "options", "an object { terms, bytes, device?, iters? }");
+    const Napi::Object opts = info[0].As<Napi::Object>();
+    const Napi::Value termsV = opts.Get("terms");
+    const double terms = termsV.IsNumber() ? termsV.As<Napi::Number>().DoubleValue() : 0;
+    if (!(terms >= 1 && terms <= kernels::kMaxTerms) || std::floor(terms) != terms) {
+      throw RangeErrorFor(where, "terms", "must be an integer from 1 to 4");
+    }
+    const Napi::Value bytesV = opts.Get("bytes");
+    const double bytes = bytesV.IsNumber() ? bytesV.As<Napi::Number>().DoubleValue() : 0;
+    if (!(bytes >= 4 && bytes <= 4.0 * (1ull << 30)) || std::fmod(bytes, 4) != 0) {
+      throw RangeErrorFor(where, "bytes", "must be a multiple of 4 from 4 to 4 GiB (bytes of one float32 tensor)");
+    }
+    int iters = 20;
+    const Napi::Value itersV = opts.Get("iters");
+    if (!itersV.IsUndefined()) {
+      const double v = itersV.IsNumber() ? itersV.As<Napi::Number>().DoubleValue() : 0;
+      if (!(v >= 1 && v <= 100000) || std::floor(v) != v) throw RangeErrorFor(where, "iters", "must be an integer from 1 to 100000");
+      iters = static_cast<int>(v);
+    }
+    const at::Device device = ReadDevice(opts, where);
+    const int64_t n = static_cast<int64_t>(bytes / 4);
+    const int k = static_cast<int>(terms);
+    const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+
+    std::vector<kernels::Term> list;
+    const float coefs[4] = {0.5f, -1.25f, 2.0f, 0.75f};
+    for (int i = 0; i < k; ++i) list.push_back({coefs[i], at::rand({n}, f32)});
+    at::Tensor out = at::empty({n}, f32);
+    at::Tensor copyDst = at::empty({n}, f32);
+
+    const double fusedMs = TimeMedian(device, iters, [&] { kernels::FusedLincomb(out, list); });
+    const double torchOpsMs = TimeMedian(device, iters, [&] { kernels::LincombWithTorchOps(out, list); });
+    const double torchExprMs = TimeMedian(device, iters, [&] {
+      at::Tensor r = list[0].tensor * list[0].coef;
+      for (int i = 1; i < k; ++i) r = r + list[i].tensor * list[i].coef;
+    });
+    double copyMs = 0;
+    if (device.is_cuda()) {
+#if defined(SCIRE_WITH_CUDA) && defined(SCIRE_TORCH_HAS_CUDA)
+      const at::Tensor& src = list[0].tensor;
+      copyMs = TimeMedian(device, iters, [&] {
+        char err[256] = {0};
+        if (kernels::CudaCopyAsync(copyDst.data_ptr(), src.data_ptr(), static_cast<size_t>(n) * 4,
+                                   kernels::CurrentStream(device), err, sizeof err) != 0) {
+          throw std::runtime_error(err);
+        }
+      });
+#endif
+    } else {
+      copyMs = TimeMedian(device, iters, [&] { copyDst.copy_(list[0].tensor); });
+    }
+    // correctness spot check of the timed kernel against the LibTorch expression
+    at::Tensor expect = list[0].tensor * list[0].coef;
+    for (int i = 1; i < k; ++i) expect = expect + list[i].tensor * list[i].coef;
+    kernels::FusedLincomb(out, list);
+    const double maxAbsDiff = (out - expect).abs().max().item<double>();
+
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("terms", k);
+    r.Set("bytes", bytes);
+    r.Set("elements", static_cast<double>(n));
+    r.Set("device", DeviceName(device));
+    r.Set("iters", iters);
+    r.Set("threads", at::get_num_threads());
+    r.Set("fusedMs", fusedMs);
+    r.Set("torchOpsMs", torchOpsMs);
+    r.Set("torchExprMs", torchExprMs);
+    r.Set("copyMs", copyMs);
+    r.Set("maxAbsDiff", maxAbsDiff);
+    return r;
+  });
+}
+
+}  // namespace
+
+void AddKernelBindings(Napi::Env env, Napi::Object exports) {
+  exports.Set("lincomb", Napi::Function::New(env, LincombJs, "lincomb"));
+  exports.Set("benchLincomb", Napi::Function::New(env, BenchLincombJs, "benchLincomb"));
+}
+
+}  // namespace scire

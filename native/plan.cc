@@ -1,0 +1,175 @@
+#include "plan.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace scire {
+namespace {
+
+std::string Describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsNumber()) {
+    std::ostringstream s;
+    s << v.As<Napi::Number>().DoubleValue() << " of type number";
+    return s.str();
+  }
+  if (v.IsString()) return "'" + v.As<Napi::String>().Utf8Value() + "' of type string";
+  if (v.IsBoolean()) return std::string(v.As<Napi::Boolean>().Value() ? "true" : "false") + " of type boolean";
+  if (v.IsArray()) return "an array";
+  if (v.IsFunction()) return "a function";
+  if (v.IsObject()) return "an object";
+  return "a value of another type";
+}
+
+[[noreturn]] void Type(const Napi::Value& v, const std::string& path, const std::string& expected) {
+  throw Napi::TypeError::New(v.Env(), "Expected " + expected + " for " + path + " but received " + Describe(v));
+}
+
+[[noreturn]] void Range(const Napi::Value& v, const std::string& path, const std::string& expected) {
+  throw Napi::RangeError::New(v.Env(), "Expected " + expected + " for " + path + " but received " + Describe(v));
+}
+
+Napi::Object ObjectAt(const Napi::Value& v, const std::string& path) {
+  if (!v.IsObject() || v.IsArray() || v.IsFunction()) Type(v, path, "an object");
+  return v.As<Napi::Object>();
+}
+
+Napi::Array ArrayAt(const Napi::Value& v, const std::string& path) {
+  if (!v.IsArray()) Type(v, path, "an array");
+  return v.As<Napi::Array>();
+}
+
+double FiniteAt(const Napi::Value& v, const std::string& path) {
+  if (!v.IsNumber()) Type(v, path, "a finite number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) Range(v, path, "a finite number");
+  return d;
+}
+
+int IntegerAt(const Napi::Value& v, const std::string& path, int lo, int hi, const std::string& expected) {
+  if (!v.IsNumber()) Type(v, path, expected);
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d < hi) || std::floor(d) != d) Range(v, path, expected);
+  return static_cast<int>(d);
+}
+
+struct RegisterTracker {
+  std::vector<bool> written;
+  int numRegs;
+
+  int Read(const Napi::Value& v, const std::string& path) {
+    const int r = Index(v, path);
+    if (!written[r]) {
+      throw Napi::RangeError::New(v.Env(), path + " reads register " + std::to_string(r) +
+                                               " before any op writes it (only R[0] is set at the start)");
+    }
+    return r;
+  }
+  int Write(const Napi::Value& v, const std::string& path) {
+    const int r = Index(v, path);
+    written[r] = true;
+    return r;
+  }
+  int Index(const Napi::Value& v, const std::string& path) const {
+    return IntegerAt(v, path, 0, numRegs, "an integer register in [0, " + std::to_string(numRegs) + ")");
+  }
+};
+
+PlanStep ParseEval(const Napi::Object& o, const std::string& path, RegisterTracker& regs) {
+  PlanStep s;
+  s.kind = PlanStep::Kind::Eval;
+  s.t = FiniteAt(o.Get("t"), path + ".t");
+  const Napi::Value tCont = o.Get("tCont");
+  s.tCont = tCont.IsUndefined() ? s.t : FiniteAt(tCont, path + ".tCont");
+  s.src = regs.Read(o.Get("src"), path + ".src");
+  s.inScale = FiniteAt(o.Get("inScale"), path + ".inScale");
+  s.outX = FiniteAt(o.Get("outX"), path + ".outX");
+  s.outM = FiniteAt(o.Get("outM"), path + ".outM");
+  s.dst = regs.Write(o.Get("dst"), path + ".dst");
+  return s;
+}
+
+PlanStep ParseLincomb(const Napi::Object& o, const std::string& path, RegisterTracker& regs) {
+  PlanStep s;
+  s.kind = PlanStep::Kind::Lincomb;
+  const Napi::Array terms = ArrayAt(o.Get("terms"), path + ".terms");
+  const uint32_t n = terms.Length();
+  if (n < 1 || n > static_cast<uint32_t>(kernels::kMaxTerms)) {
+    throw Napi::RangeError::New(o.Env(), "Expected 1 to 4 terms for " + path + ".terms but received " +
+                                             std::to_string(n) + " terms");
+  }
+  s.terms = static_cast<int>(n);
+  for (uint32_t k = 0; k < n; ++k) {
+    const std::string tp = path + ".terms[" + std::to_string(k) + "]";
+    const Napi::Array pair = ArrayAt(terms.Get(k), tp);
+    if (pair.Length() != 2) {
+      throw Napi::TypeError::New(o.Env(), "Expected a [coefficient, register] pair for " + tp +
+                                              " but received an array of length " + std::to_string(pair.Length()));
+    }
+    s.coef[k] = FiniteAt(pair.Get(0u), tp + "[0]");
+    s.reg[k] = regs.Read(pair.Get(1u), tp + "[1]");
+  }
+  s.dst = regs.Write(o.Get("dst"), path + ".dst");
+  return s;
+}
+
+PlanStep ParseThreshold(const Napi::Object& o, const std::string& path, RegisterTracker& regs) {
+  PlanStep s;
+  s.kind = PlanStep::Kind::Threshold;
+  s.reg[0] = regs.Read(o.Get("reg"), path + ".reg");
+  const Napi::Value ratio = o.Get("ratio");
+  s.ratio = FiniteAt(ratio, path + ".ratio");
+  if (!(s.ratio > 0 && s.ratio <= 1)) Range(ratio, path + ".ratio", "a number in (0, 1]");
+  const Napi::Value maxVal = o.Get("maxVal");
+  s.maxVal = FiniteAt(maxVal, path + ".maxVal");
+  if (!(s.maxVal > 0)) Range(maxVal, path + ".maxVal", "a positive number");
+  return s;
+}
+
+}  // namespace
+
+PlanSpec ParsePlan(const Napi::Value& value) {
+  const Napi::Object plan = ObjectAt(value, "plan");
+  const Napi::Value format = plan.Get("format");
+  if (!format.IsString() || format.As<Napi::String>().Utf8Value() != "scire-plan-v1") {
+    Type(format, "plan.format", "'scire-plan-v1'");
+  }
+  PlanSpec spec;
+  spec.numRegs = IntegerAt(plan.Get("numRegs"), "plan.numRegs", 1, kMaxRegisters + 1,
+                           "an integer in [1, " + std::to_string(kMaxRegisters) + "]");
+  spec.initScale = FiniteAt(plan.Get("initScale"), "plan.initScale");
+
+  RegisterTracker regs{std::vector<bool>(spec.numRegs, false), spec.numRegs};
+  regs.written[0] = true;
+  const Napi::Array ops = ArrayAt(plan.Get("ops"), "plan.ops");
+  spec.steps.reserve(ops.Length());
+  int evals = 0;
+  for (uint32_t i = 0; i < ops.Length(); ++i) {
+    const std::string path = "plan.ops[" + std::to_string(i) + "]";
+    const Napi::Object o = ObjectAt(ops.Get(i), path);
+    const Napi::Value kind = o.Get("op");
+    const std::string name = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : std::string();
+    if (name == "eval") {
+      spec.steps.push_back(ParseEval(o, path, regs));
+      ++evals;
+    } else if (name == "lincomb") {
+      spec.steps.push_back(ParseLincomb(o, path, regs));
+    } else if (name == "threshold") {
+      spec.steps.push_back(ParseThreshold(o, path, regs));
+    } else {
+      Type(kind, path + ".op", "one of 'eval', 'lincomb', 'threshold'");
+    }
+  }
+  const Napi::Object fin = ObjectAt(plan.Get("final"), "plan.final");
+  spec.finalSrc = regs.Read(fin.Get("src"), "plan.final.src");
+  spec.finalScale = FiniteAt(fin.Get("scale"), "plan.final.scale");
+  const Napi::Value nfe = plan.Get("nfe");
+  spec.nfe = IntegerAt(nfe, "plan.nfe", 0, 1 << 30, "a non-negative integer");
+  if (spec.nfe != evals) {
+    Range(nfe, "plan.nfe", "the number of eval ops (" + std::to_string(evals) + ")");
+  }
+  return spec;
+}
+
+}  // namespace scire

@@ -1,0 +1,52 @@
+// A Plan (the contract in lib/plan.ts) copied out of its JS object into plain C++ values
+// on the JS thread, so the worker thread never touches a JS value.
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+#include <vector>
+
+#include "kernels/lincomb.h"
+
+namespace scire {
+
+/** One op of a plan; `kind` says which fields are meaningful. */
+struct PlanStep {
+  enum class Kind { Eval, Lincomb, Threshold };
+  Kind kind = Kind::Eval;
+  // eval: x_in = inScale * R[src]; raw = model(x_in, t); R[dst] = outX * x_in + outM * raw
+  double t = 0, tCont = 0, inScale = 1, outX = 0, outM = 1;
+  int src = 0;
+  // eval and lincomb
+  int dst = 0;
+  // lincomb: R[dst] = sum_k coef[k] * R[reg[k]], k < terms
+  int terms = 0;
+  double coef[kernels::kMaxTerms] = {};
+  int reg[kernels::kMaxTerms] = {};
+  // threshold (reg[0] is the register)
+  double ratio = 0, maxVal = 0;
+};
+
+struct PlanSpec {
+  int numRegs = 1;
+  double initScale = 1;
+  std::vector<PlanStep> steps;
+  int finalSrc = 0;
+  double finalScale = 1;
+  int nfe = 0;
+};
+
+/** Largest register count a plan may ask for (a sanity bound: solvers use fewer than 10). */
+constexpr int kMaxRegisters = 64;
+
+/**
+ * Reads and validates a Plan object. Throws Napi::TypeError for a field of the wrong type
+ * and Napi::RangeError for a bad value, each message naming the field path, e.g.
+ * "plan.ops[3].terms[1][1] must be an integer register in [0, 5) but received 7".
+ * Also checks that no op reads a register before it is written and that nfe equals the
+ * number of eval ops.
+ */
+PlanSpec ParsePlan(const Napi::Value& value);
+
+}  // namespace scire
