@@ -188,14 +188,14 @@ describe('scire end to end (dist/cli.js)', () => {
     const run = scire(['sample', '--model', path.join(tmp, 'nope.pt'), '-q']);
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/no such file/);
-  });
+  }, 120_000);
 
   it('prints the help with status 0', () => {
     const run = scire(['sample', '--help']);
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('--denoise-to-zero');
     expect(scire(['--help']).stdout).toMatch(/Commands:\n {2}sample/);
-  });
+  }, 120_000);
 
   it('info prints the version, LibTorch version, CUDA state and GPUs', () => {
     const run = scire(['info']);
@@ -208,5 +208,5 @@ describe('scire end to end (dist/cli.js)', () => {
     const json = JSON.parse(scire(['info', '--json']).stdout) as Record<string, unknown>;
     expect(json).toMatchObject({ version });
     expect(typeof json.cuda).toBe('boolean');
-  });
+  }, 120_000);
 });
