@@ -18,13 +18,13 @@
  * add_noise does,  x_tStart = alpha_tStart x0 + sigma_tStart noise,  and solved from there.
  */
 import { compilePlan } from './compile';
+import { abortError, executePlan, type ExecuteOptions } from './execute';
 import type { CompileOptions } from './options';
-import type { NativeExecuteOptions, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
+import type { NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { randn } from './randn';
 import type { NoiseSchedule } from './schedule';
 import {
-  describeValue,
   expectFiniteNumber,
   expectFunction,
   expectInteger,
@@ -148,14 +148,6 @@ function randomSeed(): number {
   return Math.floor(Math.random() * 2 ** 21) * 2 ** 32 + Math.floor(Math.random() * 2 ** 32);
 }
 
-function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error && reason.name === 'AbortError') return reason;
-  const err = new Error('The sampling was aborted', { cause: reason });
-  err.name = 'AbortError';
-  return err;
-}
-
 export class Sampler {
   readonly model: SamplerModel;
   readonly schedule: NoiseSchedule;
@@ -240,7 +232,7 @@ export class Sampler {
     }
     const noiseMs = performance.now() - tNoise;
 
-    const execOptions: NativeExecuteOptions = { x, shape, ...this.conditioning(o, shape) };
+    const execOptions: ExecuteOptions = { x, shape, ...this.conditioning(o, shape) };
     if (signal) execOptions.signal = signal;
     if (onStep) {
       const evalTimes = plan.ops.flatMap((op) => (op.op === 'eval' ? [op.tCont] : []));
@@ -248,13 +240,7 @@ export class Sampler {
     }
 
     const tExec = performance.now();
-    let result: NativeExecuteResult;
-    try {
-      result = await this.model.execute(plan, execOptions);
-    } catch (err) {
-      if (signal?.aborted) throw abortError(signal);
-      throw err;
-    }
+    const result: NativeExecuteResult = await executePlan(this.model, plan, execOptions);
     const executeMs = performance.now() - tExec;
     return {
       data: result.data,
@@ -309,39 +295,21 @@ export class Sampler {
     return tStart;
   }
 
-  private conditioning(o: Record<string, unknown>, shape: number[]): Partial<NativeExecuteOptions> {
-    const out: Partial<NativeExecuteOptions> = {};
-    if (o.cond === undefined) {
-      for (const k of ['condShape', 'uncond', 'guidanceScale']) {
-        if (o[k] !== undefined) throw invalidType(k, `no ${k} without cond`, o[k]);
-      }
-      return out;
+  /**
+   * cond / uncond / guidanceScale for the executor (which checks them): condShape defaults to
+   * [batch, cond.length / batch], and a model without a cond input is refused here.
+   */
+  private conditioning(o: Record<string, unknown>, shape: number[]): Partial<ExecuteOptions> {
+    const { cond, condShape, uncond, guidanceScale } = o as Partial<ExecuteOptions>;
+    if (cond === undefined) return { condShape, uncond, guidanceScale }; // the executor rejects these without cond
+    const numInputs = this.model.info?.numInputs;
+    if (numInputs !== undefined && numInputs < 3) {
+      throw invalidType('cond', `no cond for this model: its forward takes (x, t) only (${numInputs} inputs)`, cond);
     }
-    if (!(o.cond instanceof Float32Array) || o.cond.length === 0) throw invalidType('cond', 'a non-empty Float32Array', o.cond);
-    const cond = o.cond;
-    let condShape: number[];
-    if (o.condShape === undefined) {
-      if (cond.length % shape[0] !== 0) {
-        throw outOfRange('cond.length', `a multiple of the batch size ${shape[0]} (or give condShape)`, cond.length);
-      }
-      condShape = [shape[0], cond.length / shape[0]];
-    } else {
-      condShape = expectShape('condShape', o.condShape);
-      if (numel(condShape) !== cond.length) {
-        throw outOfRange('cond.length', `${numel(condShape)} (the number of elements of condShape)`, cond.length);
-      }
+    if (condShape !== undefined || !(cond instanceof Float32Array)) return { cond, condShape, uncond, guidanceScale };
+    if (cond.length % shape[0] !== 0) {
+      throw outOfRange('cond.length', `a multiple of the batch size ${shape[0]} (or give condShape)`, cond.length);
     }
-    out.cond = cond;
-    out.condShape = condShape;
-    if (o.uncond !== undefined) out.uncond = expectFloat32Data('uncond', o.uncond, cond.length, 'cond');
-    if (o.guidanceScale !== undefined) {
-      out.guidanceScale = expectFiniteNumber('guidanceScale', o.guidanceScale);
-      if (out.uncond === undefined) {
-        throw invalidType('uncond', `a Float32Array like cond when guidanceScale is given (got guidanceScale ${describeValue(o.guidanceScale)})`, o.uncond);
-      }
-    } else if (out.uncond !== undefined) {
-      throw invalidType('guidanceScale', 'a finite number when uncond is given (classifier-free guidance)', o.guidanceScale);
-    }
-    return out;
+    return { cond, condShape: [shape[0], cond.length / shape[0]], uncond, guidanceScale };
   }
 }
