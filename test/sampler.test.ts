@@ -164,6 +164,33 @@ describe('Sampler.sample on the native executor (CPU, float32)', () => {
     expect(after.nfe).toBe(12);
   });
 
+  it('passes cond to a forward(x, t, cond) model, with condShape [batch, cond.length / batch] by default', async () => {
+    // cond_model.pt: forward(x, t, cond) = x * t[:, None] + cond.sum()  (test/fixtures/make_bad_models.py)
+    const condModel = await loadModel(path.join(MODELS, 'cond_model.pt'));
+    const sampler = new Sampler({ model: condModel, schedule, steps: 3, solver: 'ddim' });
+    const shape = [2, 3];
+    const cond = new Float32Array([1, 2, 3, 4]);
+    const out = await sampler.sample({ shape, seed: 2, cond });
+    const ref = executePlanReference(sampler.planFor(), {
+      x: randn(shape, 2),
+      shape,
+      model: (x, _shape, t) => Float64Array.from(x, (v) => v * t + 10),
+    });
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < ref.x.length; i++) {
+      num = Math.max(num, Math.abs(out.data[i] - ref.x[i]));
+      den = Math.max(den, Math.abs(ref.x[i]));
+    }
+    expect(num / den).toBeLessThan(1e-5); // float32 relative rounding over 3 steps
+    await expect(sampler.sample({ shape, seed: 2, cond: new Float32Array(3) })).rejects.toThrow(
+      /a multiple of the batch size 2 \(or give condShape\) for cond.length but received 3/,
+    );
+    await expect(new Sampler({ model, schedule }).sample({ shape: SHAPE, seed: 1, cond })).rejects.toThrow(
+      /no cond for this model: its forward takes \(x, t\) only/,
+    );
+  });
+
   it('img2img: noises x0 to tStart as add_noise does and solves from there', async () => {
     const steps = 6;
     const tStart = 0.2;
