@@ -10,12 +10,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { compilePlan } from './compile';
 import { INFO_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, type InfoArgs, type SampleArgs } from './cli-args';
 import { encodeNpy, encodePng, toImageGrid } from './image-io';
 import { loadModel } from './model';
 import { readModelCard, type ModelCard } from './model-card';
 import { nativeBinding } from './native';
 import { ProgressReporter } from './progress';
+import type { CompileOptions } from './options';
 import { Sampler, type SampleResult } from './sampler';
 
 /** The package root (dist/cli.js and lib/cli.ts both sit one level below it). */
@@ -40,21 +42,23 @@ function toUnitRange(data: Float32Array, range: [number, number] | undefined): F
   return out;
 }
 
+/** A PNG grid needs image-shaped samples [1 | 3, height, width]; anything else goes to .npy. */
+function checkOutputFits(file: string, sampleShape: number[]): void {
+  if (/\.npy$/i.test(file)) return;
+  const [c] = sampleShape;
+  if (sampleShape.length !== 3 || (c !== 1 && c !== 3)) {
+    throw new UsageError(
+      `--out ${file}: a PNG grid needs image-shaped samples [channels 1 or 3, height, width], ` +
+        `but the samples have shape [${sampleShape.join(', ')}]; write a .npy file instead (or give --shape)`,
+    );
+  }
+}
+
 /** Writes the batch: a PNG grid for [n, 1|3, h, w] samples, raw float32 for .npy. */
 function writeSamples(file: string, result: SampleResult, card: ModelCard): void {
-  let bytes: Buffer;
-  if (/\.npy$/i.test(file)) {
-    bytes = encodeNpy(result.data, result.shape);
-  } else {
-    const [, c] = result.shape;
-    if (result.shape.length !== 4 || (c !== 1 && c !== 3)) {
-      throw new UsageError(
-        `--out ${file}: a PNG grid needs image-shaped samples [channels 1 or 3, height, width], ` +
-          `but the samples have shape [${result.shape.slice(1).join(', ')}]; write a .npy file instead`,
-      );
-    }
-    bytes = encodePng(toImageGrid(toUnitRange(result.data, card.dataRange), result.shape));
-  }
+  const bytes = /\.npy$/i.test(file)
+    ? encodeNpy(result.data, result.shape)
+    : encodePng(toImageGrid(toUnitRange(result.data, card.dataRange), result.shape));
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   fs.writeFileSync(file, bytes);
 }
@@ -73,27 +77,28 @@ async function runSample(args: SampleArgs): Promise<void> {
   if (!sampleShape) {
     throw new UsageError(`the model card ${card.file} gives no sample shape: pass --shape (e.g. --shape 1,28,28)`);
   }
+  checkOutputFits(args.out, sampleShape);
 
-  const model = await loadModel(modelPath, { device: args.device, dtype: args.dtype });
-  let sampler: Sampler;
+  const solverOptions: CompileOptions = {
+    schedule: card.schedule,
+    modelType: args.modelType ?? card.modelType,
+    steps: args.steps,
+    solver: args.solver,
+    algorithm: args.algorithm,
+    method: args.method,
+    order: args.order,
+    skip: args.skip,
+    denoiseToZero: args.denoiseToZero || undefined,
+  };
   try {
-    sampler = new Sampler({
-      model,
-      schedule: card.schedule,
-      modelType: args.modelType ?? card.modelType,
-      steps: args.steps,
-      solver: args.solver,
-      algorithm: args.algorithm,
-      method: args.method,
-      order: args.order,
-      skip: args.skip,
-      denoiseToZero: args.denoiseToZero || undefined,
-    });
+    // Check the flags together before loading the network (e.g. --algorithm with --solver ddim).
+    compilePlan(solverOptions);
   } catch (err) {
-    // A solver option the flags allow one by one but not together (e.g. --algorithm with --solver ddim).
     if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message);
     throw err;
   }
+  const model = await loadModel(modelPath, { device: args.device, dtype: args.dtype });
+  const sampler = new Sampler({ model, ...solverOptions });
 
   const progress = args.quiet ? undefined : new ProgressReporter(process.stderr);
   let result: SampleResult;
