@@ -1,0 +1,141 @@
+/**
+ * Sample quality on Fashion-MNIST per solver and NFE (issue 6): the Frechet distance of the
+ * project classifier's penultimate features (benchmarks/fid.py, method documented there and
+ * in docs/benchmarks.md) between generated samples and the 10 000 test images.
+ *
+ * Samples come from the public Sampler on the bundled UNet (models/fmnist_unet.pt, native
+ * executor, CPU, float32), written as .npy with encodeNpy. Every configuration uses the same
+ * starting noise (seed = chunk index for each chunk of --chunk samples), so differences
+ * between rows are not noise-draw differences. Existing .npy files of the right size in
+ * --work are reused (a long run can be resumed).
+ *
+ *   npm run bench:fid                                   the grid below, 2000 samples each
+ *   npx vite-node benchmarks/fid.ts -- --samples 2000 --nfes 6,8,10,12,20 --solvers "SciRE v1 3M (nsr),DDIM (logsnr)"
+ *   npx vite-node benchmarks/fid.ts -- --tiny --out /tmp/x                       smoke setting
+ * Options: --samples N  --chunk N  --nfes list  --solvers list (names of benchmarks/support/solver-grid.ts)
+ *          --work DIR (default /tmp/scire-fid)  --out DIR  --model PATH  --tiny
+ */
+import { execFileSync } from 'child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'fs';
+import { join } from 'path';
+import { encodeNpy } from '../lib/image-io';
+import { loadModel } from '../lib/model';
+import { readModelCard } from '../lib/model-card';
+import { Sampler } from '../lib/sampler';
+import { parseArgs, table } from './support/markdown';
+import { gridByNames } from './support/solver-grid';
+import { logLogChart } from './support/svg-chart';
+
+const ROOT = join(__dirname, '..');
+const DEFAULT_SOLVERS = ['SciRE v1 3M (nsr)', 'SciRE v1 2M (nsr)', 'DPM-Solver++ 3M (logsnr)', 'DDIM (logsnr)'];
+const DEFAULT_NFES = [6, 8, 10, 12, 20];
+
+function slug(name: string, nfe: number): string {
+  return `${name.replace(/[^A-Za-z0-9+]+/g, '_').replace(/_+$/, '')}_nfe${nfe}.npy`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2).filter((a) => a !== '--'));
+  const tiny = args.has('tiny');
+  const outDir = args.get('out') ?? join(__dirname, 'results');
+  const work = args.get('work') ?? (tiny ? join(outDir, 'fid-work') : '/tmp/scire-fid');
+  const samples = Number(args.get('samples') ?? (tiny ? 8 : 2000));
+  const chunk = Number(args.get('chunk') ?? (tiny ? 4 : 250));
+  const nfes = (args.get('nfes') ?? (tiny ? '5' : DEFAULT_NFES.join(','))).split(',').map(Number);
+  const names = args.has('solvers') ? args.get('solvers')!.split(',') : tiny ? ['SciRE v1 3M (nsr)'] : DEFAULT_SOLVERS;
+  const grid = gridByNames(names);
+  if (!(samples >= 2 && samples % chunk === 0)) throw new RangeError(`--samples (${samples}) must be a multiple of --chunk (${chunk})`);
+  const modelPath = args.get('model') ?? join(ROOT, 'models', 'fmnist_unet.pt');
+  mkdirSync(work, { recursive: true });
+  mkdirSync(outDir, { recursive: true });
+
+  const card = readModelCard(modelPath);
+  const sampleShape = card.shape ?? [1, 28, 28];
+  const model = await loadModel(modelPath);
+  const t0 = Date.now();
+  let generationMs = 0;
+  let forwards = 0;
+  const files: Array<{ name: string; nfe: number; file: string; actualNfe: number }> = [];
+  for (const entry of grid) {
+    for (const steps of nfes) {
+      const sampler = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps, ...entry.options });
+      const file = join(work, slug(entry.name, steps));
+      const bytes = 128 + samples * sampleShape.reduce((a, b) => a * b, 1) * 4;
+      let actualNfe = 0;
+      if (existsSync(file) && statSync(file).size === bytes && existsSync(`${file}.nfe`)) {
+        actualNfe = Number(readFileSync(`${file}.nfe`, 'utf8'));
+      } else {
+        const data = new Float32Array(samples * sampleShape.reduce((a, b) => a * b, 1));
+        const g0 = Date.now();
+        for (let c = 0; c < samples / chunk; c++) {
+          const out = await sampler.sample({ shape: [chunk, ...sampleShape], seed: c });
+          data.set(out.data, c * out.data.length);
+          actualNfe = out.nfe;
+          forwards += out.nfe;
+        }
+        generationMs += Date.now() - g0;
+        writeFileSync(file, encodeNpy(data, [samples, ...sampleShape]));
+        writeFileSync(`${file}.nfe`, String(actualNfe));
+        process.stderr.write(`  fid: ${entry.name} NFE ${actualNfe}: ${samples} samples in ${((Date.now() - g0) / 1000).toFixed(0)} s\n`);
+      }
+      files.push({ name: entry.name, nfe: steps, file, actualNfe });
+    }
+  }
+  model.dispose();
+
+  const jsonFile = join(work, 'fid-scores.json');
+  const trainRef = samples;
+  execFileSync('/usr/bin/python3', [join(__dirname, 'fid.py'), '--json', jsonFile, '--train-ref', String(trainRef), ...files.map((f) => f.file)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const scores = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
+    scores: Record<string, { n: number; fd: number }>;
+    train_reference: { n: number; fd: number };
+    seconds: number;
+  };
+  const fd = (f: { file: string }) => scores.scores[f.file.split('/').pop()!].fd;
+  const rows = grid.map((e) => {
+    const mine = files.filter((f) => f.name === e.name);
+    const best = nfes.map((_, i) => Math.min(...grid.map((g) => fd(files.filter((f) => f.name === g.name)[i]))));
+    return [e.name, ...mine.map((f, i) => `${fd(f) === best[i] ? '**' : ''}${fd(f).toFixed(2)}${f.actualNfe !== f.nfe ? ` (${f.actualNfe})` : ''}${fd(f) === best[i] ? '**' : ''}`)];
+  });
+  const classifierMeta = existsSync(join(ROOT, 'models', 'fmnist_classifier.json'))
+    ? (JSON.parse(readFileSync(join(ROOT, 'models', 'fmnist_classifier.json'), 'utf8')) as { test_accuracy: number })
+    : null;
+  const cmd = `npx vite-node benchmarks/fid.ts -- --samples ${samples} --nfes ${nfes.join(',')} --solvers "${names.join(',')}"`;
+  const md = [
+    '# Sample quality on Fashion-MNIST: Frechet distance of classifier features (FD, lower is better)',
+    '',
+    `Command: \`${cmd}\`${tiny ? ' --tiny' : ''}. Generation: ${(generationMs / 1000).toFixed(0)} s for ${forwards} batched evaluations of ${chunk} samples (this run; reused files not counted);`,
+    `scoring ${scores.seconds} s; total ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
+    '',
+    `Samples: ${samples} per configuration from ${modelPath.replace(ROOT + '/', '')} through Sampler (native executor, CPU, float32),`,
+    `chunks of ${chunk} with seeds 0, 1, ... (the same starting noise for every row). Features: penultimate layer (128-d) of`,
+    `models/fmnist_classifier.pt${classifierMeta ? ` (test accuracy ${(classifierMeta.test_accuracy * 100).toFixed(2)} %)` : ''}; reference: the 10 000 test images.`,
+    'FD = |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_r^1/2 S_g S_r^1/2)^1/2) (benchmarks/fid.py).',
+    `Floor: ${trainRef} real training images score FD = ${scores.train_reference.fd.toFixed(2)} against the test set (finite-sample bias; a perfect`,
+    'generator would score about this). NFE in parentheses: actual NFE where it differs. **Bold**: best in the column.',
+    '',
+    table(['solver', ...nfes.map((n) => `NFE ${n}`)], rows),
+    '',
+  ].join('\n');
+  writeFileSync(join(outDir, 'fid.md'), md);
+  writeFileSync(
+    join(outDir, 'fid.svg'),
+    logLogChart(
+      grid.map((e) => ({
+        label: e.name,
+        points: files.filter((f) => f.name === e.name).map((f) => [f.actualNfe, fd(f)] as [number, number]),
+        dashed: e.family !== 'SciRE',
+      })),
+      { title: `Fashion-MNIST: Frechet distance of classifier features (${samples} samples)`, xLabel: 'NFE', yLabel: 'FD (lower is better)' },
+    ),
+  );
+  writeFileSync(join(outDir, 'fid.json'), JSON.stringify({ samples, chunk, nfes, files: files.map((f) => ({ ...f, fd: fd(f) })), trainReference: scores.train_reference }, null, 1) + '\n');
+  console.log(md);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
