@@ -1,0 +1,63 @@
+/**
+ * loadModel: the public entry point to a TorchScript diffusion network.
+ *
+ *   const model = await loadModel('model.pt', { device: 'cpu', dtype: 'float32' });
+ *   model.info            // { path, device, dtype, parameterCount, numInputs }
+ *   await model.forward(x, shape, tInput)   // one evaluation on host data (tests, debugging)
+ *
+ * Options are checked here, before any native work, with the package's message shape; the
+ * native side checks the file (exists, is a TorchScript archive, forward takes (x, t) or
+ * (x, t, cond)) and the device (CUDA built in and present) off the JS thread. A rejection
+ * carries the caller's stack, so the error points at the loadModel call.
+ */
+import * as path from 'path';
+import { nativeBinding } from './native';
+import type { DeviceName, ModelDType, NativeModel } from './native-types';
+import { expectKnownKeys, expectOneOf, invalidType, isPlainObject } from './validate';
+
+export interface LoadModelOptions {
+  /** 'cpu' (default), 'cuda' or 'cuda:N'. */
+  device?: DeviceName;
+  /** Precision of the network's parameters and input: 'float32' (default), 'float16', 'bfloat16'. */
+  dtype?: ModelDType;
+}
+
+export const MODEL_DTYPES: readonly ModelDType[] = ['float32', 'float16', 'bfloat16'];
+const DEVICE_PATTERN = /^(cpu|cuda(:\d{1,3})?)$/;
+
+/** Validated, defaulted options. */
+export function resolveLoadModelOptions(options: unknown): { device: DeviceName; dtype: ModelDType } {
+  if (options === undefined) return { device: 'cpu', dtype: 'float32' };
+  if (!isPlainObject(options)) throw invalidType('loadModel options', 'an object { device, dtype }', options);
+  expectKnownKeys('loadModel options', options, ['device', 'dtype']);
+  const device = options.device ?? 'cpu';
+  if (typeof device !== 'string' || !DEVICE_PATTERN.test(device)) {
+    throw invalidType('device', "'cpu', 'cuda' or 'cuda:N'", device);
+  }
+  const dtype = expectOneOf('dtype', MODEL_DTYPES, options.dtype ?? 'float32');
+  return { device, dtype };
+}
+
+/** Loads a TorchScript model (a file written by torch.jit.save) on a worker thread. */
+export async function loadModel(modelPath: string, options?: LoadModelOptions): Promise<NativeModel> {
+  const callSite = new Error('loadModel call site');
+  Error.captureStackTrace(callSite, loadModel);
+  if (typeof modelPath !== 'string' || modelPath.length === 0) {
+    throw invalidType('path', 'a non-empty string (path of a TorchScript file)', modelPath);
+  }
+  const opts = resolveLoadModelOptions(options);
+  const binding = nativeBinding();
+  try {
+    return await binding.loadModel(path.resolve(modelPath), opts);
+  } catch (e) {
+    throw withCallerStack(e, callSite);
+  }
+}
+
+/** Appends the caller's frames to an error that was created on the native side. */
+export function withCallerStack(error: unknown, callSite: Error): unknown {
+  if (!(error instanceof Error)) return error;
+  const frames = (callSite.stack ?? '').split('\n').slice(1).join('\n');
+  if (frames) error.stack = `${error.name}: ${error.message}\n${frames}`;
+  return error;
+}
