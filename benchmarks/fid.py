@@ -18,108 +18,144 @@ Method:
 
 Usage:
   /usr/bin/python3 benchmarks/fid.py --json OUT.json [--train-ref N] SAMPLES.npy ...
+  /usr/bin/python3 benchmarks/fid.py --save-ref-stats REF.pt [--train-ref N]   (then --ref-stats REF.pt
+      scores without the dataset, e.g. on another machine)
+  /usr/bin/python3 benchmarks/fid.py --self-test
 Each .npy holds float32 samples [N, 1, 28, 28] (as written by the scire CLI / encodeNpy).
+Only torch is needed (no numpy), so it also runs with a pip PyTorch on a GPU machine.
 """
 import argparse
+import ast
 import gzip
 import json
 import os
 import sys
 import time
 
-import numpy as np
 import torch
 
 DATA_DIR = '/usr/share/datasets/fashion-mnist'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def read_images(split: str) -> np.ndarray:
+def read_images(split: str) -> torch.Tensor:
+    """Fashion-MNIST images of a split as float32 [n, 1, 28, 28] in [-1, 1]."""
     with gzip.open(os.path.join(DATA_DIR, f'{split}-images-idx3-ubyte.gz'), 'rb') as f:
         raw = f.read()
     if int.from_bytes(raw[:4], 'big') != 2051:
         raise ValueError(f'{split}: not an IDX image file')
     n = int.from_bytes(raw[4:8], 'big')
-    images = np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, 1, 28, 28)
-    return images.astype(np.float32) / 127.5 - 1.0
+    images = torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).reshape(n, 1, 28, 28)
+    return images.float() / 127.5 - 1.0
+
+
+def read_npy(path: str) -> torch.Tensor:
+    """A little-endian float32 C-order .npy file (NPY 1.0/2.0, as encodeNpy writes) as a tensor."""
+    with open(path, 'rb') as f:
+        raw = f.read()
+    if raw[:6] != b'\x93NUMPY':
+        raise ValueError(f'{path}: not an .npy file')
+    major = raw[6]
+    hlen = int.from_bytes(raw[8:10], 'little') if major == 1 else int.from_bytes(raw[8:12], 'little')
+    start = 10 + hlen if major == 1 else 12 + hlen
+    header = ast.literal_eval(raw[start - hlen:start].decode('latin1'))
+    if header['descr'] != '<f4' or header['fortran_order']:
+        raise ValueError(f'{path}: expected little-endian float32 in C order, got {header}')
+    shape = tuple(header['shape'])
+    return torch.frombuffer(bytearray(raw[start:]), dtype=torch.float32).reshape(shape)
 
 
 @torch.no_grad()
-def features(model: torch.jit.ScriptModule, images: np.ndarray, batch: int = 500) -> np.ndarray:
-    out = []
-    for i in range(0, images.shape[0], batch):
-        x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch], dtype=np.float32)).clamp(-1, 1)
-        out.append(model(x)[1].double().numpy())
-    return np.concatenate(out)
+def features(model: torch.jit.ScriptModule, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
+    out = [model(images[i:i + batch].float().clamp(-1, 1))[1].double() for i in range(0, images.shape[0], batch)]
+    return torch.cat(out)
 
 
-def gaussian(f: np.ndarray):
-    return f.mean(axis=0), np.cov(f, rowvar=False)
+def gaussian(f: torch.Tensor):
+    """Mean and unbiased covariance (N - 1) of feature rows."""
+    mu = f.mean(0)
+    d = f - mu
+    return mu, d.T @ d / (f.shape[0] - 1)
 
 
-def sqrt_psd(a: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+def sqrt_psd(a: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh((a + a.T) / 2)
+    return (v * w.clamp(min=0).sqrt()) @ v.T
 
 
 def frechet_distance(mu1, s1, mu2, s2) -> float:
     r = sqrt_psd(s2)
     m = r @ s1 @ r
-    w = np.linalg.eigvalsh((m + m.T) / 2)
-    tr_sqrt = float(np.sqrt(np.clip(w, 0, None)).sum())
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
+    tr_sqrt = float(torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum())
+    return float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * tr_sqrt)
 
 
 def self_test() -> None:
     """frechet_distance against closed forms: 0 for equal Gaussians; for diagonal covariances
     |dmu|^2 + sum (sqrt(a_i) - sqrt(b_i))^2; for commuting full covariances the same in their
     common eigenbasis. Prints the largest deviation and exits non-zero above 1e-9 relative."""
-    rng = np.random.default_rng(1)
+    g = torch.Generator().manual_seed(1)
     worst = 0.0
     for _ in range(5):
         d = 16
-        q, _r = np.linalg.qr(rng.normal(size=(d, d)))
-        a = rng.uniform(0.1, 3, d)
-        b = rng.uniform(0.1, 3, d)
-        mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+        q, _r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+        a = torch.rand(d, generator=g, dtype=torch.float64) * 2.9 + 0.1
+        b = torch.rand(d, generator=g, dtype=torch.float64) * 2.9 + 0.1
+        mu1 = torch.randn(d, generator=g, dtype=torch.float64)
+        mu2 = torch.randn(d, generator=g, dtype=torch.float64)
         s1, s2 = (q * a) @ q.T, (q * b) @ q.T
-        expect = float(((mu1 - mu2) ** 2).sum() + ((np.sqrt(a) - np.sqrt(b)) ** 2).sum())
+        expect = float(((mu1 - mu2) ** 2).sum() + ((a.sqrt() - b.sqrt()) ** 2).sum())
         worst = max(worst, abs(frechet_distance(mu1, s1, mu2, s2) - expect) / expect)
         worst = max(worst, abs(frechet_distance(mu1, s1, mu1, s1)) / expect)
     print(json.dumps({'self_test_max_rel_dev': worst}))
     sys.exit(0 if worst < 1e-9 else 1)
 
 
+def reference_stats(model, train_ref: int) -> dict:
+    """Gaussian of the test-set features, and of train_ref training images (0: none)."""
+    mu_r, s_r = gaussian(features(model, read_images('t10k')))
+    stats = {'mu': mu_r, 'cov': s_r, 'n': 10000, 'train_ref_n': train_ref}
+    if train_ref:
+        train = read_images('train')
+        pick = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(0))[:train_ref].sort().values
+        mu, s = gaussian(features(model, train[pick]))
+        stats['train_ref_fd'] = frechet_distance(mu, s, mu_r, s_r)
+    return stats
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('samples', nargs='*', help='.npy files of samples [N, 1, 28, 28] in [-1, 1]')
-    ap.add_argument('--json', help='write results here (required unless --self-test)')
+    ap.add_argument('--json', help='write results here (required unless --self-test or --save-ref-stats)')
     ap.add_argument('--self-test', action='store_true', help='check frechet_distance against closed forms and exit')
     ap.add_argument('--classifier', default=os.path.join(ROOT, 'models', 'fmnist_classifier.pt'))
     ap.add_argument('--train-ref', type=int, default=0, help='also score N training images (the perfect-generator value)')
+    ap.add_argument('--ref-stats', help='reference statistics saved by --save-ref-stats (no dataset needed)')
+    ap.add_argument('--save-ref-stats', metavar='FILE', help='compute the reference statistics, save them and exit')
     ap.add_argument('--threads', type=int, default=1)
     args = ap.parse_args()
     if args.self_test:
         self_test()
-    if not args.json:
-        ap.error('--json is required')
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    model = torch.jit.load(args.classifier).eval()
-    mu_r, s_r = gaussian(features(model, read_images('t10k')))
+    model = torch.jit.load(args.classifier, map_location='cpu').eval()
+    if args.save_ref_stats:
+        torch.save(reference_stats(model, args.train_ref), args.save_ref_stats)
+        print(f'wrote {args.save_ref_stats} ({time.time() - t0:.0f} s)')
+        return
+    if not args.json:
+        ap.error('--json is required')
+    stats = torch.load(args.ref_stats) if args.ref_stats else reference_stats(model, args.train_ref)
+    mu_r, s_r = stats['mu'], stats['cov']
     results = {'method': 'Frechet distance of classifier penultimate features (128-d) vs the 10 000 test images',
-               'classifier': os.path.relpath(args.classifier, ROOT), 'reference_images': 10000, 'scores': {}}
-    if args.train_ref:
-        rng = np.random.default_rng(0)
-        train = read_images('train')
-        pick = rng.choice(train.shape[0], size=args.train_ref, replace=False)
-        mu, s = gaussian(features(model, train[np.sort(pick)]))
-        results['train_reference'] = {'n': args.train_ref, 'fd': frechet_distance(mu, s, mu_r, s_r)}
+               'classifier': os.path.basename(args.classifier), 'reference_images': stats['n'], 'scores': {}}
+    if stats.get('train_ref_n'):
+        results['train_reference'] = {'n': stats['train_ref_n'], 'fd': stats['train_ref_fd']}
     for path in args.samples:
-        x = np.load(path)
+        x = read_npy(path)
         if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-            sys.exit(f'{path}: expected samples [N, 1, 28, 28], got {x.shape}')
-        if not np.isfinite(x).all():
+            sys.exit(f'{path}: expected samples [N, 1, 28, 28], got {tuple(x.shape)}')
+        if not torch.isfinite(x).all():
             results['scores'][os.path.basename(path)] = {'n': int(x.shape[0]), 'fd': float('nan'), 'nonfinite': True}
             continue
         mu, s = gaussian(features(model, x))

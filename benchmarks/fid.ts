@@ -12,8 +12,11 @@
  *   npm run bench:fid                                   the grid below, 2000 samples each
  *   npx vite-node benchmarks/fid.ts -- --samples 2000 --nfes 6,8,10,12,20 --solvers "SciRE v1 3M (nsr),DDIM (logsnr)"
  *   npx vite-node benchmarks/fid.ts -- --tiny --out /tmp/x                       smoke setting
- * Options: --samples N  --chunk N  --nfes list  --solvers list (names of benchmarks/support/solver-grid.ts)
- *          --work DIR (default /tmp/scire-fid)  --out DIR  --model PATH  --tiny
+ * Options: --samples N  --chunk N  --nfes list  --solvers list (names of benchmarks/support/solver-grid.ts,
+ *          or 'all' for the whole grid)  --work DIR (default /tmp/scire-fid)  --out DIR  --model PATH  --tiny
+ *          --device cpu|cuda  --python EXE (default /usr/bin/python3)  --ref-stats FILE (fid.py --save-ref-stats)
+ *          --root DIR (repository root: models/, benchmarks/fid.py; default the folder above this file)
+ * benchmarks/fid-gpu.sh runs the same script compiled to JS on a GPU machine.
  */
 import { execFileSync } from 'child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'fs';
@@ -23,10 +26,9 @@ import { loadModel } from '../lib/model';
 import { readModelCard } from '../lib/model-card';
 import { Sampler } from '../lib/sampler';
 import { parseArgs, table } from './support/markdown';
-import { gridByNames } from './support/solver-grid';
+import { fullGrid, gridByNames } from './support/solver-grid';
 import { logLogChart } from './support/svg-chart';
 
-const ROOT = join(__dirname, '..');
 const DEFAULT_SOLVERS = ['SciRE v1 3M (nsr)', 'SciRE v1 2M (nsr)', 'DPM-Solver++ 3M (logsnr)', 'DDIM (logsnr)'];
 const DEFAULT_NFES = [6, 8, 10, 12, 20];
 
@@ -36,6 +38,9 @@ function slug(name: string, nfe: number): string {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2).filter((a) => a !== '--'));
+  const ROOT = args.get('root') ?? join(__dirname, '..');
+  const device = args.get('device') ?? 'cpu';
+  const python = args.get('python') ?? '/usr/bin/python3';
   const tiny = args.has('tiny');
   const outDir = args.get('out') ?? join(__dirname, 'results');
   const work = args.get('work') ?? (tiny ? join(outDir, 'fid-work') : '/tmp/scire-fid');
@@ -43,7 +48,7 @@ async function main(): Promise<void> {
   const chunk = Number(args.get('chunk') ?? (tiny ? 4 : 250));
   const nfes = (args.get('nfes') ?? (tiny ? '5' : DEFAULT_NFES.join(','))).split(',').map(Number);
   const names = args.has('solvers') ? args.get('solvers')!.split(',') : tiny ? ['SciRE v1 3M (nsr)'] : DEFAULT_SOLVERS;
-  const grid = gridByNames(names);
+  const grid = names.length === 1 && names[0] === 'all' ? fullGrid() : gridByNames(names);
   if (!(samples >= 2 && samples % chunk === 0)) throw new RangeError(`--samples (${samples}) must be a multiple of --chunk (${chunk})`);
   const modelPath = args.get('model') ?? join(ROOT, 'models', 'fmnist_unet.pt');
   mkdirSync(work, { recursive: true });
@@ -51,7 +56,7 @@ async function main(): Promise<void> {
 
   const card = readModelCard(modelPath);
   const sampleShape = card.shape ?? [1, 28, 28];
-  const model = await loadModel(modelPath);
+  const model = await loadModel(modelPath, { device });
   const t0 = Date.now();
   let generationMs = 0;
   let forwards = 0;
@@ -85,7 +90,9 @@ async function main(): Promise<void> {
 
   const jsonFile = join(work, 'fid-scores.json');
   const trainRef = samples;
-  execFileSync('/usr/bin/python3', [join(__dirname, 'fid.py'), '--json', jsonFile, '--train-ref', String(trainRef), ...files.map((f) => f.file)], {
+  const refArgs = args.has('ref-stats') ? ['--ref-stats', args.get('ref-stats')!] : ['--train-ref', String(trainRef)];
+  const classifier = join(ROOT, 'models', 'fmnist_classifier.pt');
+  execFileSync(python, [join(ROOT, 'benchmarks', 'fid.py'), '--json', jsonFile, '--classifier', classifier, '--threads', args.get('py-threads') ?? '1', ...refArgs, ...files.map((f) => f.file)], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const scores = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
@@ -102,18 +109,18 @@ async function main(): Promise<void> {
   const classifierMeta = existsSync(join(ROOT, 'models', 'fmnist_classifier.json'))
     ? (JSON.parse(readFileSync(join(ROOT, 'models', 'fmnist_classifier.json'), 'utf8')) as { test_accuracy: number })
     : null;
-  const cmd = `npx vite-node benchmarks/fid.ts -- --samples ${samples} --nfes ${nfes.join(',')} --solvers "${names.join(',')}"`;
+  const cmd = `npx vite-node benchmarks/fid.ts -- --samples ${samples} --nfes ${nfes.join(',')} --solvers "${names.join(',')}"${device !== 'cpu' ? ` --device ${device}` : ''}`;
   const md = [
     '# Sample quality on Fashion-MNIST: Frechet distance of classifier features (FD, lower is better)',
     '',
     `Command: \`${cmd}\`${tiny ? ' --tiny' : ''}. Generation: ${(generationMs / 1000).toFixed(0)} s for ${forwards} batched evaluations of ${chunk} samples (this run; reused files not counted);`,
     `scoring ${scores.seconds} s; total ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
     '',
-    `Samples: ${samples} per configuration from ${modelPath.replace(ROOT + '/', '')} through Sampler (native executor, CPU, float32),`,
+    `Samples: ${samples} per configuration from ${modelPath.replace(ROOT + '/', '')} through Sampler (native executor, ${device}, float32),`,
     `chunks of ${chunk} with seeds 0, 1, ... (the same starting noise for every row). Features: penultimate layer (128-d) of`,
     `models/fmnist_classifier.pt${classifierMeta ? ` (test accuracy ${(classifierMeta.test_accuracy * 100).toFixed(2)} %)` : ''}; reference: the 10 000 test images.`,
     'FD = |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_r^1/2 S_g S_r^1/2)^1/2) (benchmarks/fid.py).',
-    `Floor: ${trainRef} real training images score FD = ${scores.train_reference.fd.toFixed(2)} against the test set (finite-sample bias; a perfect`,
+    `Floor: ${scores.train_reference.n} real training images score FD = ${scores.train_reference.fd.toFixed(2)} against the test set (finite-sample bias; a perfect`,
     'generator would score about this). NFE in parentheses: actual NFE where it differs. **Bold**: best in the column.',
     '',
     table(['solver', ...nfes.map((n) => `NFE ${n}`)], rows),

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The Frechet-distance benchmark (benchmarks/fid.ts) on a machine with an NVIDIA GPU, for the
+# full solver x NFE grid with 2000 samples per configuration (on a 2-core CPU it takes hours).
+# Same code as on the CPU: fid.ts compiled to JS, the public Sampler, the native executor
+# (built there with CUDA against the machine's pip PyTorch), fid.py for the scores.
+#
+#   bash benchmarks/fid-gpu.sh prepare     here (needs the Debian dataset and /usr/bin/python3):
+#       compiles fid.ts and lib/ to benchmarks/results/tmp/js, saves the reference statistics
+#       (test-set features, 2000-train-image floor) to benchmarks/results/tmp/fid-ref.pt, copies
+#       the Node tarball ($NODE_TARBALL) to benchmarks/results/tmp/node.tar.xz
+#   bash benchmarks/fid-gpu.sh run         on the GPU machine (no Node, no internet, no dataset);
+#       carry benchmarks/results/tmp and node_modules/node-addon-api. Results go to $OUT
+#       (fid.md, fid.svg, fid.json) or _fid_gpu/.
+#
+# Environment: PYTHON [python3]  ARCHS [90-real]  JOBS [nproc]  SAMPLES [2000]  NFES [5,6,8,10,12,15,20,50]
+#              SOLVERS [all]  CHUNK [1000]
+set -Eeuo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TMP="$ROOT/benchmarks/results/tmp"
+T0=$(date +%s)
+log() { echo "[fid-gpu +$(( $(date +%s) - T0 ))s] $*"; }
+
+if [[ "${1:-}" == "prepare" ]]; then
+  mkdir -p "$TMP"
+  NODE_TARBALL=${NODE_TARBALL:-/tmp/nodepack/node-v20.20.2-linux-x64-min.tar.xz}
+  cp -f "$NODE_TARBALL" "$TMP/node.tar.xz"
+  rm -rf "$TMP/js"
+  npx tsc --outDir "$TMP/js" --rootDir . --target ES2022 --module commonjs --moduleResolution node --types node \
+    --strict --esModuleInterop --skipLibCheck benchmarks/fid.ts
+  /usr/bin/python3 benchmarks/fid.py --save-ref-stats "$TMP/fid-ref.pt" --train-ref "${SAMPLES:-2000}"
+  log "prepared $TMP: $(ls "$TMP" | tr '\n' ' ')"
+  exit 0
+fi
+[[ "${1:-}" == "run" ]] || { echo "usage: bash benchmarks/fid-gpu.sh prepare|run" >&2; exit 2; }
+
+PYTHON=${PYTHON:-python3}
+ARCHS=${ARCHS:-90-real}
+JOBS=${JOBS:-$(nproc)}
+WORK="$ROOT/_fid_gpu"
+RESULTS=${OUT:-$WORK/results}
+mkdir -p "$WORK" "$RESULTS"
+for f in "$TMP/node.tar.xz" "$TMP/js/benchmarks/fid.js" "$TMP/fid-ref.pt" node_modules/node-addon-api/napi.h models/fmnist_unet.pt models/fmnist_classifier.pt; do
+  [[ -e "$f" ]] || { echo "missing $f (run 'prepare' here and carry it)" >&2; exit 1; }
+done
+
+mkdir -p "$WORK/node"
+tar -xJf "$TMP/node.tar.xz" -C "$WORK/node" --strip-components=1
+NODE="$WORK/node/bin/node"
+log "node $("$NODE" -v)"
+
+read -r TORCH_VERSION TORCH_PKG <<<"$("$PYTHON" -c 'import torch,os;print(torch.__version__, os.path.dirname(torch.__file__))')"
+NVCC=${NVCC:-$(command -v nvcc || true)}
+for c in /usr/local/cuda/bin/nvcc "$TORCH_PKG"/../nvidia/cu*/bin/nvcc; do [[ -z "$NVCC" && -x "$c" ]] && NVCC=$c; done
+[[ -n "$NVCC" ]] || { echo "nvcc not found" >&2; exit 1; }
+CUDA_ROOT=$(cd "$(dirname "$(readlink -f "$NVCC")")/.." && pwd -P)
+export CUDACXX="$NVCC" CUDA_HOME="$CUDA_ROOT" PATH="$CUDA_ROOT/bin:$PATH"
+log "torch $TORCH_VERSION at $TORCH_PKG; nvcc $NVCC"
+
+GEN="Unix Makefiles"; command -v ninja >/dev/null && GEN=Ninja
+cmake -S "$ROOT" -B "$WORK/build" -G "$GEN" -DCMAKE_BUILD_TYPE=Release -DLIBTORCH="$TORCH_PKG" \
+  -DSCIRE_WITH_CUDA=ON -DSCIRE_CUDA_ARCHITECTURES="$ARCHS" -DCMAKE_CUDA_COMPILER="$NVCC" -DCUDAToolkit_ROOT="$CUDA_ROOT" \
+  -DNODE_INCLUDE_DIR="$WORK/node/include/node" -DNODE_ADDON_API_DIR="$ROOT/node_modules/node-addon-api" \
+  >"$WORK/configure.log" 2>&1 || { tail -30 "$WORK/configure.log"; exit 1; }
+cmake --build "$WORK/build" --parallel "$JOBS" >"$WORK/build.log" 2>&1 || { grep -E "error" "$WORK/build.log" | head -20; exit 1; }
+ADDON=$(find "$WORK/build" -name scire.node -type f | head -1)
+log "built $ADDON"
+if ! "$NODE" -e 'require(process.argv[1])' "$ADDON" 2>/dev/null; then
+  NVLIBS=$(ls -d "$TORCH_PKG"/../nvidia/*/lib 2>/dev/null | tr '\n' ':' || true)
+  export LD_LIBRARY_PATH="$TORCH_PKG/lib:${NVLIBS}${LD_LIBRARY_PATH:-}"
+fi
+"$NODE" -e 'console.log(JSON.stringify(require(process.argv[1]).buildInfo()))' "$ADDON"
+
+SCIRE_NATIVE_PATH="$ADDON" "$NODE" "$TMP/js/benchmarks/fid.js" --root "$ROOT" --device cuda --python "$PYTHON" \
+  --ref-stats "$TMP/fid-ref.pt" --py-threads "$(( JOBS / 2 ))" --samples "${SAMPLES:-2000}" --chunk "${CHUNK:-1000}" \
+  --nfes "${NFES:-5,6,8,10,12,15,20,50}" --solvers "${SOLVERS:-all}" --work "$WORK/samples" --out "$RESULTS"
+log "done"
