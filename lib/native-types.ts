@@ -24,6 +24,14 @@ export interface NativeStepEvent {
   total: number;
   /** Model input time of that evaluation. */
   t: number;
+  /** The solver's continuous time of that evaluation (the eval op's tCont). */
+  tCont?: number;
+}
+
+/** A cancellation flag shared with a running plan (createAbortHandle()). */
+export interface NativeAbortHandle {
+  abort(): void;
+  readonly aborted: boolean;
 }
 
 export interface NativeExecuteOptions {
@@ -39,6 +47,8 @@ export interface NativeExecuteOptions {
   onStep?: (ev: NativeStepEvent) => void;
   /** Checked between evaluations; when aborted the promise rejects with name 'AbortError'. */
   signal?: AbortSignal;
+  /** Alternative to `signal`: a handle from createAbortHandle(), checked the same way. */
+  abortHandle?: NativeAbortHandle;
 }
 
 export interface NativeExecuteResult {
@@ -77,6 +87,40 @@ export interface NativeBinding {
   lincomb(
     inputs: Float32Array[],
     coefs: number[],
-    opts?: { device?: DeviceName; offset?: number },
+    opts?: NativeLincombOptions,
   ): Float32Array;
+  /** Times the fused lincomb against LibTorch ops on the same tensors (medians, ms). */
+  benchLincomb(opts: { terms: number; bytes: number; device?: DeviceName; iters?: number }): NativeLincombBench;
+  /** A fresh abort handle for NativeExecuteOptions.abortHandle. */
+  createAbortHandle(): NativeAbortHandle;
+}
+
+export interface NativeLincombOptions {
+  device?: DeviceName;
+  /** Place every buffer this many elements past an aligned allocation (1 = misaligned). */
+  offset?: number;
+  /** Storage of inputs[1..] (the eval output-conversion layout); inputs[0] stays float32. */
+  termDType?: ModelDType;
+  /** Storage of the output, from a single float32 input (the eval input-cast layout). */
+  outDType?: ModelDType;
+}
+
+/** benchLincomb result: medians over `iters` runs, one tensor = `bytes` bytes of float32. */
+export interface NativeLincombBench {
+  terms: number;
+  bytes: number;
+  elements: number;
+  device: DeviceName;
+  iters: number;
+  threads: number;
+  /** The fused kernel (reads `terms` tensors, writes one). */
+  fusedMs: number;
+  /** Same arithmetic as in-place LibTorch ops: mul_out then add_(t, alpha) per term. */
+  torchOpsMs: number;
+  /** Same arithmetic as a plain expression c0*x0 + c1*x1 + ... (temporaries). */
+  torchExprMs: number;
+  /** One device copy of a tensor (cudaMemcpyAsync on GPU, copy_ on CPU). */
+  copyMs: number;
+  /** max |fused - expression| on the benchmark's tensors. */
+  maxAbsDiff: number;
 }

@@ -117,13 +117,29 @@ struct RunState {
   explicit RunState(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise::Deferred deferred;
   AbortFlagPtr userAbort;                 // from opts.abortHandle (may be null)
+  AbortFlagPtr signalAbort;               // set by the 'abort' listener on opts.signal
+  Napi::ObjectReference signal;           // opts.signal, to remove the listener at the end
+  Napi::FunctionReference signalListener;
   AbortFlag stop;                         // set when onStep threw
   Napi::ThreadSafeFunction progress;      // valid when onStep was given
   bool hasProgress = false;
   Napi::Reference<Napi::Value> callbackError;  // what onStep threw
   bool callbackFailed = false;
 
-  bool StopRequested() const { return stop.IsSet() || (userAbort && userAbort->IsSet()); }
+  bool StopRequested() const {
+    return stop.IsSet() || (userAbort && userAbort->IsSet()) || (signalAbort && signalAbort->IsSet());
+  }
+
+  // Removes the 'abort' listener from opts.signal (JS thread).
+  void DetachSignal() {
+    if (signal.IsEmpty()) return;
+    Napi::Value remove = signal.Value().Get("removeEventListener");
+    if (remove.IsFunction()) {
+      remove.As<Napi::Function>().Call(signal.Value(), {Napi::String::New(signal.Env(), "abort"), signalListener.Value()});
+    }
+    signal.Reset();
+    signalListener.Reset();
+  }
 };
 using RunStatePtr = std::shared_ptr<RunState>;
 
@@ -315,6 +331,11 @@ class ExecuteWorker : public Napi::AsyncWorker {
 
   static void Finish(Napi::Env env, RunState& state, Outcome& outcome) {
     Napi::HandleScope scope(env);
+    try {
+      state.DetachSignal();
+    } catch (const Napi::Error&) {
+      // a signal whose removeEventListener throws: nothing left to undo
+    }
     if (state.callbackFailed) {
       state.deferred.Reject(state.callbackError.Value());
       state.callbackError.Reset();
@@ -361,7 +382,7 @@ Napi::Value ExecuteJs(const Napi::CallbackInfo& info, Model& model) {
   Napi::Env env = info.Env();
   ModelPtr handle = model.Handle();
   if (info.Length() < 2 || !info[1].IsObject()) {
-    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, abortHandle? }");
+    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, signal?, abortHandle? }");
   }
   PlanSpec plan = ParsePlan(info[0]);
   const Napi::Object opts = info[1].As<Napi::Object>();
@@ -371,8 +392,25 @@ Napi::Value ExecuteJs(const Napi::CallbackInfo& info, Model& model) {
   const Napi::Value abortHandle = opts.Get("abortHandle");
   if (!abortHandle.IsUndefined()) state->userAbort = AbortFlagFromValue(abortHandle, "execute: opts.abortHandle");
   const Napi::Value onStep = opts.Get("onStep");
+  if (!onStep.IsUndefined() && !onStep.IsFunction()) throw TypeErrorFor(kWhere, "opts.onStep", "a function");
+  const Napi::Value signal = opts.Get("signal");
+  if (!signal.IsUndefined()) {
+    if (!signal.IsObject() || !signal.As<Napi::Object>().Get("addEventListener").IsFunction()) {
+      throw TypeErrorFor(kWhere, "opts.signal", "an AbortSignal");
+    }
+    Napi::Object sig = signal.As<Napi::Object>();
+    if (sig.Get("aborted").ToBoolean().Value()) {
+      state->deferred.Reject(MakeAbortError(env).Value());
+      return state->deferred.Promise();
+    }
+    auto flag = std::make_shared<AbortFlag>();
+    Napi::Function listener = Napi::Function::New(env, [flag](const Napi::CallbackInfo&) { flag->Set(); }, "onAbort");
+    sig.Get("addEventListener").As<Napi::Function>().Call(sig, {Napi::String::New(env, "abort"), listener});
+    state->signalAbort = flag;
+    state->signal = Napi::Persistent(sig);
+    state->signalListener = Napi::Persistent(listener);
+  }
   if (!onStep.IsUndefined()) {
-    if (!onStep.IsFunction()) throw TypeErrorFor(kWhere, "opts.onStep", "a function");
     // Unlimited queue: NonBlockingCall never fails for a full queue and never blocks.
     state->progress = Napi::ThreadSafeFunction::New(env, onStep.As<Napi::Function>(), "scire.execute.onStep", 0, 1);
     state->hasProgress = true;

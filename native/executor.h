@@ -11,13 +11,14 @@
 //   threshold   per-sample quantile and clamp (kernels/threshold.h)
 //
 // JS (registered on Model.prototype through RegisterModelMethod, see model.h):
-//   model.execute(plan, { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, abortHandle? })
+//   model.execute(plan, { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, signal?, abortHandle? })
 //     -> Promise<{ data: Float32Array, shape, nfe, timings }>
 // onStep({ nfe, total, t, tCont }) is called once per evaluation through a thread-safe
 // function (NonBlockingCall: the sampling thread never waits for JS); all step events are
-// delivered before the promise settles. abortHandle comes from createAbortHandle(); the flag
-// is checked before every evaluation and an aborted run rejects with an Error named
-// 'AbortError'. A throwing onStep stops the run and the promise rejects with that error.
+// delivered before the promise settles. Cancellation: an AbortSignal (`signal`, a listener
+// sets a native flag) or a handle from createAbortHandle() (`abortHandle`); the flag is
+// checked before every evaluation and an aborted run rejects with an Error named
+// 'AbortError' (at once when the signal is already aborted). A throwing onStep stops the run and the promise rejects with that error.
 #pragma once
 
 // Registration is automatic (RegisterModelMethod / RegisterExports from executor.cc): the

@@ -1,0 +1,126 @@
+/**
+ * executePlan: run a compiled Plan on a loaded model with the native executor.
+ *
+ *   const { data, nfe, timings } = await executePlan(model, plan, { x, shape, onStep, signal });
+ *
+ * The whole solver loop runs in C++ on a worker thread (native/executor.cc): registers are
+ * float32 tensors on the model's device, every lincomb is one fused kernel pass, the input
+ * scaling / dtype cast and the output conversion are fused around each network call.
+ * Here, on the JS thread, the options are checked with the package's messages, the plan is
+ * checked (checkPlan), an AbortSignal is wired to a native abort handle, and a native
+ * rejection gets the caller's stack.
+ */
+import { withCallerStack } from './model';
+import { nativeBinding } from './native';
+import type { NativeExecuteOptions, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
+import type { Plan } from './plan';
+import { checkPlan } from './plan-check';
+import {
+  expectFiniteNumber,
+  expectFunction,
+  expectInteger,
+  expectKnownKeys,
+  expectObject,
+  invalidType,
+  outOfRange,
+} from './validate';
+
+export interface ExecuteOptions {
+  /** x_T: float32, row-major, length = prod(shape). */
+  x: Float32Array;
+  /** Sample shape; shape[0] is the batch. */
+  shape: number[];
+  /** Conditioning input of a model with forward(x, t, cond); condShape[0] must equal shape[0]. */
+  cond?: Float32Array;
+  condShape?: number[];
+  /** Unconditional input for classifier-free guidance (same shape as cond); needs guidanceScale. */
+  uncond?: Float32Array;
+  /** Guidance scale g: raw = uncond + g * (cond - uncond). Valid only with uncond. */
+  guidanceScale?: number;
+  /** Called once per network evaluation (never blocks the sampling thread). */
+  onStep?: (event: NativeStepEvent) => void;
+  /** Checked between evaluations; an aborted run rejects with an Error named 'AbortError'. */
+  signal?: AbortSignal;
+}
+
+const OPTION_KEYS = ['x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal'];
+
+function expectShape(field: string, value: unknown): number[] {
+  if (!Array.isArray(value) || value.length === 0) throw invalidType(field, 'a non-empty array of positive integers', value);
+  return value.map((d, i) => expectInteger(`${field}[${i}]`, d, { min: 1 }));
+}
+
+function expectFloat32(field: string, value: unknown, length: number, lengthOf: string): Float32Array {
+  if (!(value instanceof Float32Array)) throw invalidType(field, 'a Float32Array', value);
+  if (value.length !== length) throw outOfRange(`${field}.length`, `${length} (the number of elements of ${lengthOf})`, value.length);
+  return value;
+}
+
+const numel = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** The Error an aborted run rejects with. */
+export function abortError(signal?: AbortSignal): Error {
+  const err = new Error('The operation was aborted', signal?.reason === undefined ? undefined : { cause: signal.reason });
+  err.name = 'AbortError';
+  return err;
+}
+
+/** Checks the options and returns them as the native executor takes them (without signal). */
+export function resolveExecuteOptions(options: unknown): NativeExecuteOptions {
+  const o = expectObject('execute options', options);
+  expectKnownKeys('execute options', o, OPTION_KEYS);
+  const shape = expectShape('shape', o.shape);
+  const out: NativeExecuteOptions = { x: expectFloat32('x', o.x, numel(shape), 'shape'), shape };
+  if (o.cond === undefined) {
+    for (const k of ['condShape', 'uncond', 'guidanceScale']) {
+      if (o[k] !== undefined) throw invalidType(k, `no ${k} without cond`, o[k]);
+    }
+  } else {
+    const condShape = expectShape('condShape', o.condShape);
+    if (condShape[0] !== shape[0]) throw outOfRange('condShape[0]', `the batch size shape[0] = ${shape[0]}`, condShape[0]);
+    out.cond = expectFloat32('cond', o.cond, numel(condShape), 'condShape');
+    out.condShape = condShape;
+    if (o.uncond !== undefined) {
+      out.uncond = expectFloat32('uncond', o.uncond, numel(condShape), 'condShape');
+      if (o.guidanceScale === undefined) throw invalidType('guidanceScale', 'a finite number when uncond is given', o.guidanceScale);
+      out.guidanceScale = expectFiniteNumber('guidanceScale', o.guidanceScale);
+    } else if (o.guidanceScale !== undefined) {
+      throw invalidType('uncond', 'a Float32Array like cond when guidanceScale is given', o.uncond);
+    }
+  }
+  if (o.onStep !== undefined) out.onStep = expectFunction('onStep', o.onStep) as (e: NativeStepEvent) => void;
+  return out;
+}
+
+/** Runs `plan` on `model` (from loadModel) and resolves with the final sample. */
+export async function executePlan(
+  model: Pick<NativeModel, 'execute'>,
+  plan: Plan,
+  options: ExecuteOptions,
+): Promise<NativeExecuteResult> {
+  const callSite = new Error('executePlan call site');
+  Error.captureStackTrace(callSite, executePlan);
+  if (typeof model !== 'object' || model === null || typeof model.execute !== 'function') {
+    throw invalidType('model', 'a loaded model (await loadModel(path))', model);
+  }
+  checkPlan(plan);
+  const native = resolveExecuteOptions(options);
+  const signal = (options as { signal?: unknown }).signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', signal);
+  if (signal?.aborted) throw abortError(signal);
+
+  const handle = signal ? nativeBinding().createAbortHandle() : undefined;
+  const onAbort = (): void => handle?.abort();
+  if (signal && handle) {
+    signal.addEventListener('abort', onAbort, { once: true });
+    native.abortHandle = handle;
+  }
+  try {
+    return await model.execute(plan, native);
+  } catch (e) {
+    if (e instanceof Error && e.name === 'AbortError') throw withCallerStack(abortError(signal), callSite);
+    throw withCallerStack(e, callSite);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
