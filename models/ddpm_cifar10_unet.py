@@ -13,16 +13,20 @@ Architecture (the paper's CIFAR-10 model, 35.7 M parameters):
 Speed does not depend on the weights, so the benchmark exports this network with random
 weights from a fixed seed at benchmark time; the file is never committed.
 
-  python3 models/ddpm_cifar10_unet.py --out DIR [--batch 128] [--freeze] [--check]
+  python3 models/ddpm_cifar10_unet.py --out DIR [--batch 128] [--freeze] [--bf16]
+                                       [--device cpu|cuda] [--check]
 
 writes DIR/ddpm_cifar10_unet_fp32.pt: a TorchScript trace of forward(x[B,3,32,32], t[B])
 with float32 weights (the native loader casts them to bfloat16 / float16 on request).
 --freeze also writes DIR/ddpm_cifar10_unet_fp32_frozen.pt (torch.jit.freeze: weights
-folded into the graph as constants; such a file cannot be cast after loading, so it is
-only used in float32). --check prints the parameter count and runs a forward at batch 2.
+folded into the graph as constants, which a loader cannot cast, so it serves float32 only);
+with --bf16 also DIR/ddpm_cifar10_unet_bf16_frozen.pt, traced and frozen with bfloat16
+weights and a bfloat16 x (t stays float32). Frozen files hold their constants on --device.
+--check prints the parameter count and compares a forward at batch 2 with the trace.
 Runs on any PyTorch from 1.13 (Debian 12) to 2.x.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -224,6 +228,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128, help="batch size of the tracing input")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--freeze", action="store_true", help="also write a frozen float32 variant")
+    ap.add_argument("--bf16", action="store_true", help="with --freeze: also a frozen bfloat16 variant")
     ap.add_argument("--check", action="store_true", help="print the parameter count, run batch 2")
     ap.add_argument("--device", default="cpu", help="device used for tracing (cpu or cuda)")
     args = ap.parse_args(argv)
@@ -238,13 +243,17 @@ def main(argv=None):
     t = torch.full((args.batch,), 999.0).to(args.device)
     with torch.no_grad():
         traced = torch.jit.trace(net, (x, t), check_trace=False)
-        traced = traced.cpu()  # saved on the CPU; the native loader moves it
         paths = {"fp32": os.path.join(args.out, "ddpm_cifar10_unet_fp32.pt")}
-        traced.save(paths["fp32"])
+        traced.save(paths["fp32"])  # the native loader maps the tensors onto its device
         if args.freeze:
-            frozen = torch.jit.freeze(torch.jit.trace(net.cpu(), (x.cpu(), t.cpu()), check_trace=False))
+            frozen = torch.jit.freeze(torch.jit.trace(net, (x, t), check_trace=False))
             paths["fp32_frozen"] = os.path.join(args.out, "ddpm_cifar10_unet_fp32_frozen.pt")
             frozen.save(paths["fp32_frozen"])
+            if args.bf16:
+                net16 = copy.deepcopy(net).to(torch.bfloat16)
+                frozen16 = torch.jit.freeze(torch.jit.trace(net16, (x.bfloat16(), t), check_trace=False))
+                paths["bf16_frozen"] = os.path.join(args.out, "ddpm_cifar10_unet_bf16_frozen.pt")
+                frozen16.save(paths["bf16_frozen"])
     info = {"torch": torch.__version__, "parameters": n_params, "batch": args.batch,
             "seed": args.seed, "files": paths}
     if args.check:
@@ -252,7 +261,7 @@ def main(argv=None):
         xs, ts = x[:2].cpu(), torch.tensor([999.0, 10.0])
         with torch.no_grad():
             eager = net(xs, ts)
-            loaded = torch.jit.load(paths["fp32"])(xs, ts)
+            loaded = torch.jit.load(paths["fp32"], map_location="cpu")(xs, ts)
         info["check"] = {
             "output_shape": list(eager.shape),
             "finite": bool(torch.isfinite(eager).all()),
