@@ -1,0 +1,206 @@
+/**
+ * The fused lincomb kernel (native/kernels/lincomb_cpu.cc through the `lincomb` binding)
+ * against the plain formula out = sum_k c_k x_k computed in float64 here.
+ *
+ * Tolerance: the kernel computes in float32 (c_0 x_0, then + c_k x_k for k = 1..K-1), so each
+ * element may differ from the float64 value by a few float32 roundings of the partial sums:
+ *   |out - ref| <= 4 * 2^-24 * sum_k |c_k x_k|   (K <= 4 roundings of magnitude <= that sum).
+ * For the 16-bit layouts the inputs/outputs are first rounded to bfloat16 / float16 here
+ * exactly as the kernel's storage does (round to nearest even), then the same bound applies,
+ * plus half an ulp of the 16-bit output for the input-cast layout.
+ */
+import { describe, expect, it } from 'vitest';
+import { compilePlan } from '../lib/compile';
+import { loadModel } from '../lib/model';
+import { nativeBinding } from '../lib/native';
+import type { Plan } from '../lib/plan';
+import { executePlanReference } from '../lib/reference';
+import { FIXTURES, goldenSchedule, loadGolden, loadGoldenModel } from './support/golden';
+import * as path from 'path';
+
+const EPS32 = 2 ** -24;
+const SIZES = [1, 3, 1023, 2 ** 20 + 7];
+const OFFSETS = [0, 1, 2, 3];
+
+/** Deterministic pseudo-random numbers in [-2, 2) (xorshift32). */
+function randomArray(n: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = (s / 2 ** 32) * 4 - 2;
+  }
+  return out;
+}
+
+/** Round to bfloat16 (the top 16 bits of the float32, round to nearest even). */
+function toBFloat16(v: number): number {
+  const bits = new Uint32Array(new Float32Array([v]).buffer)[0];
+  const rounded = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
+  return new Float32Array(new Uint32Array([rounded >>> 0]).buffer)[0];
+}
+
+/** Round to IEEE float16 (round to nearest even; |v| well inside the float16 range here). */
+function toFloat16(v: number): number {
+  const x = Math.fround(v);
+  if (x === 0) return x;
+  const e = Math.max(Math.floor(Math.log2(Math.abs(x))), -14);
+  const quantum = 2 ** (e - 10);
+  const q = x / quantum;
+  let r = Math.round(q);
+  if (Math.abs(q - Math.trunc(q)) === 0.5) r = 2 * Math.round(q / 2); // ties to even
+  return r * quantum;
+}
+
+function checkAgainstFormula(out: Float32Array, inputs: Float32Array[], coefs: number[], round: (v: number) => number, outUlp = 0): void {
+  let worst = 0;
+  for (let i = 0; i < out.length; i++) {
+    let ref = coefs[0] * inputs[0][i];
+    let mag = Math.abs(ref);
+    for (let k = 1; k < inputs.length; k++) {
+      const v = coefs[k] * round(inputs[k][i]);
+      ref += v;
+      mag += Math.abs(v);
+    }
+    const bound = 4 * EPS32 * mag + outUlp * Math.abs(ref) + 1e-30;
+    const err = Math.abs(out[i] - ref);
+    if (!(err <= bound)) {
+      throw new Error(`element ${i} of ${out.length}: got ${out[i]}, formula ${ref}, |diff| ${err} > bound ${bound}`);
+    }
+    worst = Math.max(worst, err / bound);
+  }
+  expect(worst).toBeLessThanOrEqual(1);
+}
+
+const COEFS = [0.75, -1.3125, 2.5e-3, 3.0000001];
+
+describe('lincomb (CPU fused kernel) equals the formula', () => {
+  const binding = nativeBinding();
+  for (const n of SIZES) {
+    const offsets = n > 1e5 ? [0, 1] : OFFSETS;
+    for (const offset of offsets) {
+      it(`n = ${n}, offset ${offset} elements, 1 to 4 terms`, () => {
+        const inputs = [0, 1, 2, 3].map((k) => randomArray(n, 17 + 31 * k + n));
+        for (let terms = 1; terms <= 4; terms++) {
+          const ins = inputs.slice(0, terms);
+          const cs = COEFS.slice(0, terms);
+          const out = binding.lincomb(ins, cs, { device: 'cpu', offset });
+          expect(out).toBeInstanceOf(Float32Array);
+          expect(out.length).toBe(n);
+          checkAgainstFormula(out, ins, cs, (v) => v);
+        }
+      });
+    }
+  }
+
+  for (const [dtype, round] of [
+    ['bfloat16', toBFloat16],
+    ['float16', toFloat16],
+  ] as const) {
+    it(`output-conversion layout: terms 1..3 stored as ${dtype} (n = 1023, offsets 0 and 1)`, () => {
+      const inputs = [0, 1, 2].map((k) => randomArray(1023, 5 + k));
+      for (const offset of [0, 1]) {
+        const out = binding.lincomb(inputs, COEFS.slice(0, 3), { termDType: dtype, offset });
+        checkAgainstFormula(out, inputs, COEFS.slice(0, 3), round);
+      }
+    });
+
+    it(`input-cast layout: one float32 term written as ${dtype} (n = 1023 and 2^20+7)`, () => {
+      for (const n of [1023, 2 ** 20 + 7]) {
+        const x = randomArray(n, 99);
+        const out = binding.lincomb([x], [0.37], { outDType: dtype, offset: n % 2 });
+        let worst = 0;
+        for (let i = 0; i < n; i++) {
+          const want = round(Math.fround(Math.fround(0.37) * x[i])); // the kernel takes float coefficients
+          worst = Math.max(worst, Math.abs(out[i] - want));
+        }
+        expect(worst).toBe(0); // the same float product, the same round-to-nearest-even
+      }
+    });
+  }
+
+  it('rejects bad arguments with errors naming the field', () => {
+    const a = randomArray(4, 1);
+    const thrown = (fn: () => unknown): Error => {
+      try {
+        fn();
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('did not throw');
+    };
+    const empty = thrown(() => binding.lincomb([], []));
+    expect(empty).toBeInstanceOf(RangeError);
+    expect(empty.message).toBe('lincomb: inputs must hold 1 to 4 arrays (got 0)');
+    expect(() => binding.lincomb([a, a, a, a, a], [1, 1, 1, 1, 1])).toThrow(/must hold 1 to 4 arrays \(got 5\)/);
+    expect(() => binding.lincomb([a, a], [1])).toThrow(/coefs must have one coefficient per input \(2\), got 1/);
+    expect(() => binding.lincomb([a, randomArray(5, 2)], [1, 2])).toThrow(/inputs\[1\] has 5 elements but inputs\[0\] has 4/);
+    const nan = thrown(() => binding.lincomb([a], [NaN]));
+    expect(nan).toBeInstanceOf(TypeError);
+    expect(nan.message).toBe('lincomb: coefs[0] must be a finite number');
+    expect(() => binding.lincomb([new Float64Array(4) as unknown as Float32Array], [1])).toThrow(/inputs\[0\] must be a Float32Array/);
+    expect(() => binding.lincomb([a], [1], { offset: -1 })).toThrow(/offset must be an integer in \[0, 1024\]/);
+    expect(() => binding.lincomb([a], [1], { device: 'tpu' })).toThrow(/device must be 'cpu', 'cuda' or 'cuda:N'/);
+    expect(() => binding.lincomb([a, a], [1, 1], { termDType: 'float64' as never })).toThrow(/termDType must be/);
+    expect(() => binding.lincomb([a, a], [1, 1], { outDType: 'float16' })).toThrow(/the first term|input-cast pass takes exactly one term/);
+  });
+
+  it("device 'cuda' fails with a clear error when this build or machine cannot run CUDA", () => {
+    const info = binding.buildInfo();
+    if (info.cuda && info.cudaDeviceCount > 0) return; // a GPU machine: scripts/gpu-check.js covers it
+    expect(() => binding.lincomb([randomArray(8, 3)], [1], { device: 'cuda' })).toThrow(/lincomb: device 'cuda' is not available/);
+    expect(() => binding.benchLincomb({ terms: 2, bytes: 1024, device: 'cuda' })).toThrow(/benchLincomb: device 'cuda' is not available/);
+  });
+});
+
+describe('benchLincomb', () => {
+  it('times the fused kernel and the LibTorch versions on the same tensors (no timing assertions)', () => {
+    const r = nativeBinding().benchLincomb({ terms: 3, bytes: 256 * 1024, iters: 3 });
+    expect(r.terms).toBe(3);
+    expect(r.elements).toBe(65536);
+    expect(r.device).toBe('cpu');
+    for (const k of ['fusedMs', 'torchOpsMs', 'torchExprMs', 'copyMs'] as const) expect(r[k]).toBeGreaterThan(0);
+    // the fused result equals the LibTorch expression on the benchmark's own tensors
+    expect(r.maxAbsDiff).toBeLessThan(1e-5);
+    expect(() => nativeBinding().benchLincomb({ terms: 5, bytes: 1024 })).toThrow(/terms must be an integer from 1 to 4/);
+    expect(() => nativeBinding().benchLincomb({ terms: 2, bytes: 6 })).toThrow(/bytes must be a multiple of 4/);
+  });
+});
+
+describe('in-place updates inside a plan', () => {
+  it('a lincomb whose destination is also a source (twice) equals the reference', async () => {
+    const g = loadGolden('scire_discrete');
+    const model = await loadModel(path.join(FIXTURES, 'models', 'gmm_D16_discrete.pt'));
+    const gmm = loadGoldenModel(g).asModel();
+    const base = compilePlan({ schedule: goldenSchedule('discrete'), steps: 4, solver: 'ddim' });
+    // R1 = model output; then R0 = 0.5 R0 + 0.25 R1 - 0.125 R0 (dst = a source, used twice), R1 = 2 R1 in place
+    const plan: Plan = {
+      ...base,
+      numRegs: 2,
+      ops: [
+        { op: 'eval', t: 500, tCont: 0.5, src: 0, inScale: 1, dst: 1, outX: 0, outM: 1 },
+        { op: 'lincomb', dst: 0, terms: [[0.5, 0], [0.25, 1], [-0.125, 0]] },
+        { op: 'lincomb', dst: 1, terms: [[2, 1]] },
+        { op: 'eval', t: 100, tCont: 0.1, src: 0, inScale: 0.9, dst: 0, outX: 0.3, outM: -0.7 },
+        { op: 'lincomb', dst: 0, terms: [[1, 0], [1, 1]] },
+      ],
+      final: { src: 0, scale: 1.5 },
+      nfe: 2,
+    };
+    const x = Float32Array.from(randomArray(128, 7));
+    const ref = executePlanReference(plan, { x: Float64Array.from(x), shape: [8, 16], model: gmm });
+    const res = await model.execute(plan, { x, shape: [8, 16] });
+    let err = 0;
+    let scale = 0;
+    for (let i = 0; i < 128; i++) {
+      err = Math.max(err, Math.abs(res.data[i] - ref.x[i]));
+      scale = Math.max(scale, Math.abs(ref.x[i]));
+    }
+    expect(err / scale).toBeLessThan(1e-5);
+    model.dispose();
+  });
+});
