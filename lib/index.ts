@@ -31,3 +31,7 @@ export { Sampler } from './sampler';
 export type { SamplerOptions, SamplerModel, SampleOptions, SampleResult, SampleStepEvent, SampleTimings } from './sampler';
 export { readModelCard, parseModelCard, modelCardPath } from './model-card';
 export type { ModelCard } from './model-card';
+export { loadModel, MODEL_DTYPES } from './model';
+export type { LoadModelOptions } from './model';
+export { nativeBinding } from './native';
+export type { NativeModel, NativeModelInfo, NativeBuildInfo, DeviceName, ModelDType } from './native-types';
