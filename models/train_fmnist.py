@@ -7,7 +7,8 @@ Model convention (what the solver expects):
             t: Tensor[B] float32, the DDPM index in [0, 999], may be fractional)
         -> predicted noise epsilon, same shape as x.
 
-Loss: epsilon-prediction MSE with t drawn uniformly from {0, ..., 999}.
+Loss: v-prediction MSE (the network predicts v internally and returns epsilon, see
+NoisePredictor) with t drawn uniformly from {0, ..., 999}.
 Weights exported: an exponential moving average (EMA) of the training weights.
 
 Usage (see models/README.md for the exact command that produced fmnist_unet.pt):
@@ -21,7 +22,7 @@ import json
 import math
 import os
 import time
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -201,6 +202,36 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
+class NoisePredictor(nn.Module):
+    """The exported model: a UNet that predicts v, returned as the noise epsilon.
+
+    With x_t = a x_0 + s eps (a = sqrt(alpha_bar_t), s = sqrt(1 - alpha_bar_t)) and
+    v = a eps - s x_0, the identity eps = a v + s x_t holds. Near t = 999 (a ~ 0.006) the
+    returned epsilon is then ~x_t plus a small correction, so the large 1/a amplification of
+    epsilon errors in x_0 = (x_t - s eps) / a stays small, which matters for few-step solvers.
+    alpha_bar at a fractional index is interpolated linearly in log alpha_bar.
+    """
+
+    def __init__(self, net: UNet):
+        super().__init__()
+        self.net = net
+        self.register_buffer('log_alpha_bar', torch.log(alphas_cumprod()).float())
+
+    def coefficients(self, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        n = self.log_alpha_bar.shape[0]
+        t = t.float().clamp(0.0, float(n - 1))
+        lower = t.floor().long().clamp(max=n - 2)
+        w = t - lower.float()
+        log_ab = (1.0 - w) * self.log_alpha_bar[lower] + w * self.log_alpha_bar[lower + 1]
+        a = torch.exp(0.5 * log_ab).view(-1, 1, 1, 1)
+        s = torch.sqrt(-torch.expm1(log_ab)).view(-1, 1, 1, 1)
+        return a, s
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a, s = self.coefficients(t)
+        return a * self.net(x, t) + s * x
+
+
 # ----------------------------------------------------------------------------- schedule
 
 def alphas_cumprod() -> torch.Tensor:
@@ -210,11 +241,11 @@ def alphas_cumprod() -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- training
 
-def build_model(args: argparse.Namespace) -> UNet:
-    return UNet(base=args.base, mults=[int(m) for m in args.mults.split(',')], blocks=args.blocks)
+def build_model(args: argparse.Namespace) -> NoisePredictor:
+    return NoisePredictor(UNet(base=args.base, mults=[int(m) for m in args.mults.split(',')], blocks=args.blocks))
 
 
-def export(ema_model: UNet, args: argparse.Namespace, info: dict) -> None:
+def export(ema_model: NoisePredictor, args: argparse.Namespace, info: dict) -> None:
     ema_model.eval()
     scripted = torch.jit.script(ema_model)
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -231,6 +262,7 @@ def export(ema_model: UNet, args: argparse.Namespace, info: dict) -> None:
         'name': 'fmnist_unet',
         'description': 'Fashion-MNIST noise-prediction UNet (EMA weights), TorchScript',
         'modelType': 'noise',
+        'parameterisation': 'UNet predicts v = a*eps - s*x0 internally; forward returns eps = a*v + s*x_t',
         'shape': [1, 28, 28],
         'dataRange': [-1, 1],
         'schedule': {'kind': 'discrete', 'betaSchedule': 'linear', 'betaStart': BETA_START,
@@ -288,17 +320,24 @@ def train(args: argparse.Namespace) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     print(f'parameters: {sum(p.numel() for p in model.parameters())}', flush=True)
 
+    step, epoch, previous_seconds = 0, 0, 0.0
+    if args.resume:
+        ckpt = torch.load(args.resume)
+        model.load_state_dict(ckpt['model'])
+        ema_model.load_state_dict(ckpt['ema'])
+        opt.load_state_dict(ckpt['opt'])
+        step, epoch, previous_seconds = ckpt['step'], ckpt['epoch'], ckpt['seconds']
+        print(f'resumed from {args.resume} at step {step} ({previous_seconds:.0f}s trained)', flush=True)
+
     os.makedirs(args.ckpt_dir, exist_ok=True)
     log = open(os.path.join(args.ckpt_dir, 'loss.log'), 'a')
-    start = time.time()
+    start = time.time() - previous_seconds
     deadline = start + 60.0 * args.minutes
-    step, epoch = 0, 0
     loss_ema = None
-    epoch_losses: List[float] = []
+    recent_losses: List[float] = []  # the last 1000 step losses
     done = False
     while not done:
         perm = torch.randperm(n)
-        epoch_losses = []
         for b in range(0, n - args.batch + 1, args.batch):
             x0 = data[perm[b:b + args.batch]]
             if torch.rand(()) < 0.5:  # garments are left-right symmetric enough: horizontal flip
@@ -306,7 +345,9 @@ def train(args: argparse.Namespace) -> None:
             t = torch.randint(0, NUM_STEPS, (args.batch,))
             noise = torch.randn_like(x0)
             xt = sqrt_abar[t].view(-1, 1, 1, 1) * x0 + sqrt_one_minus_abar[t].view(-1, 1, 1, 1) * noise
-            loss = F.mse_loss(model(xt, t.float()), noise)
+            # v-prediction loss: = epsilon MSE weighted by 1 / alpha_bar_t (x_0 MSE weighted by SNR + 1)
+            a, s = model.coefficients(t.float())
+            loss = F.mse_loss(model.net(xt, t.float()), a * noise - s * x0)
 
             lr = args.lr * min(1.0, (step + 1) / args.warmup)
             for group in opt.param_groups:
@@ -318,7 +359,7 @@ def train(args: argparse.Namespace) -> None:
             update_ema(ema_model, model, min(args.ema, (1.0 + step) / (10.0 + step)))
 
             value = float(loss)
-            epoch_losses.append(value)
+            recent_losses = recent_losses[-999:] + [value]
             loss_ema = value if loss_ema is None else 0.99 * loss_ema + 0.01 * value
             step += 1
             if step % 50 == 0:
@@ -329,7 +370,8 @@ def train(args: argparse.Namespace) -> None:
                 log.flush()
             if step % args.ckpt_every == 0:
                 torch.save({'model': model.state_dict(), 'ema': ema_model.state_dict(),
-                            'step': step, 'epoch': epoch, 'args': vars(args)},
+                            'opt': opt.state_dict(), 'step': step, 'epoch': epoch,
+                            'seconds': time.time() - start, 'args': vars(args)},
                            os.path.join(args.ckpt_dir, 'last.pt'))
             if time.time() > deadline:
                 done = True
@@ -340,7 +382,7 @@ def train(args: argparse.Namespace) -> None:
     info = {'steps': step, 'epochs': round(step * args.batch / n, 2), 'batch': args.batch,
             'lr': args.lr, 'emaDecay': args.ema, 'wallClockSeconds': round(elapsed),
             'finalLossEma': round(loss_ema, 5),
-            'meanLossLastEpoch': round(sum(epoch_losses) / max(1, len(epoch_losses)), 5),
+            'meanLossLast1000Steps': round(sum(recent_losses) / max(1, len(recent_losses)), 5),
             'seed': args.seed}
     print(json.dumps(info), flush=True)
     torch.save({'model': model.state_dict(), 'ema': ema_model.state_dict(), 'step': step,
@@ -358,11 +400,13 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=200, help='linear learning-rate warm-up steps')
     parser.add_argument('--ema', type=float, default=0.999, help='EMA decay of exported weights')
     parser.add_argument('--minutes', type=float, default=45.0, help='wall-clock training budget')
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads (2 threads were 6x slower than 1 on a busy 2-core machine)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--ckpt-every', type=int, default=200)
+    parser.add_argument('--ckpt-every', type=int, default=100)
     parser.add_argument('--ckpt-dir', default='/tmp/fmnist_ckpt')
     parser.add_argument('--out-dir', default=os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument('--resume', metavar='CKPT', help='continue from a checkpoint (same architecture flags)')
     parser.add_argument('--benchmark', action='store_true', help='time a few iterations and exit')
     parser.add_argument('--bench-iters', type=int, default=5)
     parser.add_argument('--export-only', metavar='CKPT', help='export the EMA weights of a checkpoint and exit')
