@@ -13,6 +13,7 @@
  * (b) fmnist: the bundled Fashion-MNIST UNet through the native executor on the CPU
  *     (benchmarks/support/fmnist-accuracy.ts).
  * Options: --part gmm|fmnist|all  --out DIR  --tiny  --batch N  --seed S  --model PATH
+ *          fmnist only: --device cpu|cuda  --grid reduced|full  --fine-nfe N  --tag SUFFIX (output file names)
  */
 import { mkdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
@@ -112,7 +113,9 @@ async function main(): Promise<void> {
 
   if (part === 'fmnist' || part === 'all') {
     const nfes = tiny ? [5, 8] : NFE_GRID;
-    const grid = tiny ? gridByNames(['DDIM (logsnr)', 'SciRE v1 3M (nsr)']) : fmnistGrid();
+    const grid = tiny ? gridByNames(['DDIM (logsnr)', 'SciRE v1 3M (nsr)']) : args.get('grid') === 'full' ? fullGrid() : fmnistGrid();
+    const device = args.get('device') ?? 'cpu';
+    const tag = args.get('tag') ?? '';
     const res = await runFmnistAccuracy({
       grid,
       nfes,
@@ -121,13 +124,14 @@ async function main(): Promise<void> {
       fineNfe: tiny ? 40 : Number(args.get('fine-nfe') ?? 250),
       modelPath: args.get('model'),
       tiny,
+      device,
     });
     const md = [
-      '# Accuracy on the bundled Fashion-MNIST UNet (native executor, CPU)',
+      `# Accuracy on the bundled Fashion-MNIST UNet (native executor, ${device})`,
       '',
-      `Command: \`npx vite-node benchmarks/accuracy.ts -- --part fmnist${tiny ? ' --tiny' : ''}\` (${res.seconds.toFixed(0)} s; forward of batch ${res.batch}: ${res.forwardMs.toFixed(1)} ms).`,
+      `Command: \`npx vite-node benchmarks/accuracy.ts -- --part fmnist${tiny ? ' --tiny' : ` --batch ${res.batch} --fine-nfe ${res.fineNfe}`}${args.has('grid') ? ` --grid ${args.get('grid')}` : ''}${device !== 'cpu' ? ` --device ${device}` : ''}\` (${res.seconds.toFixed(0)} s; forward of batch ${res.batch}: ${res.forwardMs.toFixed(1)} ms).`,
       '',
-      `Model: ${res.modelPath} (eps-prediction, DDPM discrete linear betas, N = 1000), float32 on the CPU through`,
+      `Model: ${res.modelPath} (eps-prediction, DDPM discrete linear betas, N = 1000), float32 on ${device} through`,
       `model.execute (the native plan executor). x_T = randn([${res.shape.join(', ')}], seed ${res.seed}).`,
       `Fine solution: ${res.fineName} at ${res.fineNfe} NFE; convergence check by doubling: RMS(x(${res.fineNfe}) - x(${res.fineNfe / 2})) = ${sci(res.fineDoubling)},`,
       `and against ${res.crossName} at ${res.fineNfe} NFE: RMS difference ${sci(res.fineCross)}. Errors below these`,
@@ -143,10 +147,10 @@ async function main(): Promise<void> {
       scireVsBaselines(res.rows, nfes),
       '',
     ].join('\n');
-    writeFileSync(join(outDir, 'accuracy-fmnist.md'), md);
+    writeFileSync(join(outDir, `accuracy-fmnist${tag}.md`), md);
     const chartRows = res.rows.filter((r) => CHART_ROWS.includes(r.name));
-    writeFileSync(join(outDir, 'accuracy-fmnist.svg'), errorChart(chartRows.length ? chartRows : res.rows, 'Fashion-MNIST UNet: RMS error vs fine ODE solution', 'RMS error of x_0 (pixels in [-1, 1])'));
-    writeFileSync(join(outDir, 'accuracy-fmnist.json'), JSON.stringify(res, null, 1) + '\n');
+    writeFileSync(join(outDir, `accuracy-fmnist${tag}.svg`), errorChart(chartRows.length ? chartRows : res.rows, 'Fashion-MNIST UNet: RMS error vs fine ODE solution', 'RMS error of x_0 (pixels in [-1, 1])'));
+    writeFileSync(join(outDir, `accuracy-fmnist${tag}.json`), JSON.stringify(res, null, 1) + '\n');
     console.log(md);
   }
 }

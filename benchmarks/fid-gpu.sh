@@ -10,7 +10,8 @@
 #       the Node tarball ($NODE_TARBALL) to benchmarks/results/tmp/node.tar.xz
 #   bash benchmarks/fid-gpu.sh run         on the GPU machine (no Node, no internet, no dataset);
 #       carry benchmarks/results/tmp and node_modules/node-addon-api. Results go to $OUT
-#       (fid.md, fid.svg, fid.json) or _fid_gpu/.
+#       (fid.md, fid.svg, fid.json; accuracy-fmnist-gpu.md/.svg/.json: the whole solver grid on the
+#       UNet, batch 64, fine solution at 500 NFE; ACCURACY=0 skips it) or benchmarks/results/tmp/gpu-work/results.
 #
 # Environment: PYTHON [python3]  ARCHS [90-real]  JOBS [nproc]  SAMPLES [2000]  NFES [5,6,8,10,12,15,20,50]
 #              SOLVERS [all]  CHUNK [1000]
@@ -27,7 +28,7 @@ if [[ "${1:-}" == "prepare" ]]; then
   cp -f "$NODE_TARBALL" "$TMP/node.tar.xz"
   rm -rf "$TMP/js"
   npx tsc --outDir "$TMP/js" --rootDir . --target ES2022 --module commonjs --moduleResolution node --types node \
-    --strict --esModuleInterop --skipLibCheck benchmarks/fid.ts
+    --strict --esModuleInterop --skipLibCheck benchmarks/fid.ts benchmarks/accuracy.ts
   /usr/bin/python3 benchmarks/fid.py --save-ref-stats "$TMP/fid-ref.pt" --train-ref "${SAMPLES:-2000}"
   log "prepared $TMP: $(ls "$TMP" | tr '\n' ' ')"
   exit 0
@@ -37,7 +38,7 @@ fi
 PYTHON=${PYTHON:-python3}
 ARCHS=${ARCHS:-90-real}
 JOBS=${JOBS:-$(nproc)}
-WORK="$ROOT/_fid_gpu"
+WORK="$TMP/gpu-work"
 RESULTS=${OUT:-$WORK/results}
 mkdir -p "$WORK" "$RESULTS"
 for f in "$TMP/node.tar.xz" "$TMP/js/benchmarks/fid.js" "$TMP/fid-ref.pt" node_modules/node-addon-api/napi.h models/fmnist_unet.pt models/fmnist_classifier.pt; do
@@ -58,10 +59,19 @@ export CUDACXX="$NVCC" CUDA_HOME="$CUDA_ROOT" PATH="$CUDA_ROOT/bin:$PATH"
 log "torch $TORCH_VERSION at $TORCH_PKG; nvcc $NVCC"
 
 GEN="Unix Makefiles"; command -v ninja >/dev/null && GEN=Ninja
-cmake -S "$ROOT" -B "$WORK/build" -G "$GEN" -DCMAKE_BUILD_TYPE=Release -DLIBTORCH="$TORCH_PKG" \
-  -DSCIRE_WITH_CUDA=ON -DSCIRE_CUDA_ARCHITECTURES="$ARCHS" -DCMAKE_CUDA_COMPILER="$NVCC" -DCUDAToolkit_ROOT="$CUDA_ROOT" \
-  -DNODE_INCLUDE_DIR="$WORK/node/include/node" -DNODE_ADDON_API_DIR="$ROOT/node_modules/node-addon-api" \
-  >"$WORK/configure.log" 2>&1 || { tail -30 "$WORK/configure.log"; exit 1; }
+configure() {
+  cmake -S "$ROOT" -B "$WORK/build" -G "$GEN" -DCMAKE_BUILD_TYPE=Release -DLIBTORCH="$TORCH_PKG" \
+    -DSCIRE_WITH_CUDA=ON -DSCIRE_CUDA_ARCHITECTURES="$ARCHS" -DCMAKE_CUDA_COMPILER="$NVCC" -DCUDAToolkit_ROOT="$CUDA_ROOT" \
+    -DNODE_INCLUDE_DIR="$WORK/node/include/node" -DNODE_ADDON_API_DIR="$ROOT/node_modules/node-addon-api" "$@" \
+    >"$WORK/configure.log" 2>&1
+}
+# Known retries: old cmake_minimum_required in a dependency's config, a host compiler newer than nvcc accepts.
+if ! configure; then
+  rm -rf "$WORK/build"
+  if grep -q "Compatibility with CMake < 3.5" "$WORK/configure.log"; then configure -DCMAKE_POLICY_VERSION_MINIMUM=3.5
+  elif grep -qi "unsupported .* version" "$WORK/configure.log"; then export CUDAFLAGS="${CUDAFLAGS:-} -allow-unsupported-compiler"; configure
+  else false; fi || { tail -30 "$WORK/configure.log"; exit 1; }
+fi
 cmake --build "$WORK/build" --parallel "$JOBS" >"$WORK/build.log" 2>&1 || { grep -E "error" "$WORK/build.log" | head -20; exit 1; }
 ADDON=$(find "$WORK/build" -name scire.node -type f | head -1)
 log "built $ADDON"
@@ -74,4 +84,10 @@ fi
 SCIRE_NATIVE_PATH="$ADDON" "$NODE" "$TMP/js/benchmarks/fid.js" --root "$ROOT" --device cuda --python "$PYTHON" \
   --ref-stats "$TMP/fid-ref.pt" --py-threads "$(( JOBS / 2 ))" --samples "${SAMPLES:-2000}" --chunk "${CHUNK:-1000}" \
   --nfes "${NFES:-5,6,8,10,12,15,20,50}" --solvers "${SOLVERS:-all}" --work "$WORK/samples" --out "$RESULTS"
-log "done"
+log "FD done"
+# The accuracy table of the UNet with the whole solver grid and a larger batch (the CPU run uses a reduced grid).
+if [[ "${ACCURACY:-1}" == "1" ]]; then
+  SCIRE_NATIVE_PATH="$ADDON" "$NODE" "$TMP/js/benchmarks/accuracy.js" --part fmnist --device cuda --grid full \
+    --batch "${ACC_BATCH:-64}" --fine-nfe "${FINE_NFE:-500}" --tag -gpu --model "$ROOT/models/fmnist_unet.pt" --out "$RESULTS" >/dev/null
+  log "accuracy done"
+fi

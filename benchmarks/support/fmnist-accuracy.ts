@@ -28,6 +28,7 @@ export interface FmnistAccuracyOptions {
   fineNfe: number;
   modelPath?: string;
   tiny?: boolean;
+  device?: string;
 }
 
 export interface FmnistRow {
@@ -49,6 +50,7 @@ export interface FmnistAccuracyResult {
   fineCross: number;
   forwardMs: number;
   seconds: number;
+  device: string;
 }
 
 const FINE: Omit<CompileOptions, 'schedule' | 'steps'> = { solver: 'dpmpp', order: 3, skip: 'logsnr' };
@@ -74,7 +76,8 @@ export async function runFmnistAccuracy(opts: FmnistAccuracyOptions): Promise<Fm
   if (!card.shape) throw new Error(`${card.file}: the model card has no "shape"; the benchmark needs the sample shape`);
   if (card.modelType !== 'noise') throw new Error(`${card.file}: expected a noise-prediction model, got '${card.modelType}'`);
   const shape = [opts.batch, ...card.shape];
-  const model = await loadModel(modelPath, { device: 'cpu', dtype: 'float32' });
+  const device = opts.device ?? 'cpu';
+  const model = await loadModel(modelPath, { device, dtype: 'float32' });
   const schedule = card.schedule;
   const xT = randn(shape, opts.seed);
 
@@ -113,5 +116,6 @@ export async function runFmnistAccuracy(opts: FmnistAccuracyOptions): Promise<Fm
     fineCross: rmsError(fine.x, cross.x),
     forwardMs,
     seconds: (Date.now() - t0) / 1000,
+    device,
   };
 }
