@@ -44,7 +44,8 @@ let tmp: string;
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scire-native-model-'));
-});
+  nativeBinding(); // loads LibTorch: ~1 s on an idle machine, much longer on a busy one
+}, 120_000);
 afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
