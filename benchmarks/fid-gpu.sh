@@ -11,7 +11,7 @@
 #   bash benchmarks/fid-gpu.sh run         on the GPU machine (no Node, no internet, no dataset);
 #       carry benchmarks/results/tmp and node_modules/node-addon-api. Results go to $OUT
 #       (fid.md, fid.svg, fid.json; accuracy-fmnist-gpu.md/.svg/.json: the whole solver grid on the
-#       UNet, batch 64, fine solution at 500 NFE; ACCURACY=0 skips it) or benchmarks/results/tmp/gpu-work/results.
+#       UNet, batch 64, fine solution at 500 NFE; ACCURACY=0 skips it) or $WORK/results (WORK defaults to /tmp/scire-fid-gpu).
 #
 # Environment: PYTHON [python3]  ARCHS [90-real]  JOBS [nproc]  SAMPLES [2000]  NFES [5,6,8,10,12,15,20,50]
 #              SOLVERS [all]  CHUNK [1000]
@@ -38,7 +38,7 @@ fi
 PYTHON=${PYTHON:-python3}
 ARCHS=${ARCHS:-90-real}
 JOBS=${JOBS:-$(nproc)}
-WORK="$TMP/gpu-work"
+WORK="${WORK:-/tmp/scire-fid-gpu}"
 RESULTS=${OUT:-$WORK/results}
 mkdir -p "$WORK" "$RESULTS"
 for f in "$TMP/node.tar.xz" "$TMP/js/benchmarks/fid.js" "$TMP/fid-ref.pt" node_modules/node-addon-api/napi.h models/fmnist_unet.pt models/fmnist_classifier.pt; do
