@@ -38,14 +38,24 @@ function median(v: number[]): number {
 }
 
 async function timeMs(reps: number, fn: () => unknown | Promise<unknown>): Promise<number> {
-  await fn(); // warm-up
-  const ms: number[] = [];
+  return (await timeInterleaved(reps, [fn]))[0];
+}
+
+/**
+ * Median milliseconds of each function, run in turns (a b a b ...) after one warm-up call
+ * each, so that both see the same machine load: the ratios are what this benchmark reports.
+ */
+async function timeInterleaved(reps: number, fns: Array<() => unknown | Promise<unknown>>): Promise<number[]> {
+  for (const fn of fns) await fn();
+  const ms: number[][] = fns.map(() => []);
   for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await fn();
-    ms.push(performance.now() - t0);
+    for (let k = 0; k < fns.length; k++) {
+      const t0 = performance.now();
+      await fns[k]();
+      ms[k].push(performance.now() - t0);
+    }
   }
-  return median(ms);
+  return ms.map(median);
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -64,7 +74,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2).filter((a) => a !== '--'));
   const tiny = args.has('tiny');
   const outDir = args.get('out') ?? join(__dirname, 'results');
-  const reps = Number(args.get('reps') ?? (tiny ? 2 : 7));
+  const reps = Number(args.get('reps') ?? (tiny ? 2 : 15));
   mkdirSync(outDir, { recursive: true });
   const binding = nativeBinding();
   const info = binding.buildInfo();
@@ -74,7 +84,7 @@ async function main(): Promise<void> {
     '# Speed (CPU)',
     '',
     `Command: \`npx vite-node benchmarks/speed.ts${tiny ? ' -- --tiny' : ''}\`. Machine: ${cpus().length} CPU cores (${cpus()[0]?.model ?? '?'}),`,
-    `LibTorch ${info.torchVersion}, addon built with ${info.buildSystem}; median of ${reps} runs after a warm-up.`,
+    `LibTorch ${info.torchVersion}, addon built with ${info.buildSystem}; median of ${reps} runs after a warm-up, the contenders run in turns.`,
     'Other jobs shared the CPU while this ran: absolute times are noisy, the ratios (measured back to back) less so.',
     '',
   ];
@@ -87,8 +97,7 @@ async function main(): Promise<void> {
     const x = randn(shape, 0);
     for (const [name, options] of PLANS) {
       const plan = compilePlan({ schedule, steps, ...options });
-      const nativeMs = await timeMs(reps, () => nullModel.execute(plan, { x, shape }));
-      const jsMs = await timeMs(reps, () => stepPlanFromJs(nullModel, plan, x, shape));
+      const [nativeMs, jsMs] = await timeInterleaved(reps, [() => nullModel.execute(plan, { x, shape }), () => stepPlanFromJs(nullModel, plan, x, shape)]);
       const a = (await nullModel.execute(plan, { x, shape })).data;
       const b = stepPlanFromJs(nullModel, plan, x, shape);
       const lincombs = plan.ops.filter((o) => o.op === 'lincomb').length;
@@ -135,13 +144,15 @@ async function main(): Promise<void> {
         const sampler = new Sampler({ model, schedule: card.schedule, steps, modelType: card.modelType, ...options });
         let modelMs = 0;
         let solverMs = 0;
-        const nativeMs = await timeMs(unetReps, async () => {
-          const r = await sampler.sample({ shape, seed: 1 });
-          modelMs = r.timings.modelMs;
-          solverMs = r.timings.solverMs;
-        });
         const plan = compilePlan({ schedule: card.schedule, steps, modelType: card.modelType, ...options });
-        const jsMs = await timeMs(unetReps, () => stepPlanFromJs(model, plan, x, shape));
+        const [nativeMs, jsMs] = await timeInterleaved(unetReps, [
+          async () => {
+            const r = await sampler.sample({ shape, seed: 1 });
+            modelMs = r.timings.modelMs;
+            solverMs = r.timings.solverMs;
+          },
+          () => stepPlanFromJs(model, plan, x, shape),
+        ]);
         rows2.push([
           String(batch),
           name,
@@ -160,7 +171,7 @@ async function main(): Promise<void> {
     md.push(
       '## 2. End to end on the bundled Fashion-MNIST UNet (CPU, float32)',
       '',
-      `${unetPath.replace(ROOT + '/', '')}, ${steps} steps, median of ${Math.min(reps, 3)} runs. "forward": one model.forward of the batch (host copies included).`,
+      `${unetPath.replace(ROOT + '/', '')}, ${steps} steps, median of ${Math.min(reps, 3)} runs in turns. "forward": one model.forward of the batch (host copies included).`,
       '"Sampler": Sampler.sample (noise + native executor); its network / solver split is the executor\'s own timing.',
       '',
       table(
@@ -174,7 +185,7 @@ async function main(): Promise<void> {
   }
 
   // ---------------------------------------------------------------- 3. fused kernel
-  const sizes = tiny ? [1 << 16] : [1 << 18, 1 << 22, 1 << 26];
+  const sizes = tiny ? [1 << 16] : [1 << 18, 1 << 22, 1 << 24];
   const rows3: string[][] = [];
   let threads = 0;
   for (const bytes of sizes) {
