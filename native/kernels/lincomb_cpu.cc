@@ -20,7 +20,7 @@ namespace scire {
 namespace kernels {
 namespace {
 
-constexpr std::int64_t kBlock = 64;          // elements per register block
+constexpr std::int64_t kBlock = 16;          // elements per register block (4 SSE / 2 AVX registers)
 constexpr std::int64_t kGrain = 1 << 15;     // elements per parallel chunk (128 KiB of float)
 
 template <typename T>
