@@ -10,11 +10,12 @@
 #       the Node tarball ($NODE_TARBALL) to benchmarks/results/tmp/node.tar.xz
 #   bash benchmarks/fid-gpu.sh run         on the GPU machine (no Node, no internet, no dataset);
 #       carry benchmarks/results/tmp and node_modules/node-addon-api. Results go to $OUT
-#       (fid.md, fid.svg, fid.json; accuracy-fmnist-gpu.md/.svg/.json: the whole solver grid on the
-#       UNet, batch 64, fine solution at 500 NFE; ACCURACY=0 skips it) or $WORK/results (WORK defaults to /tmp/scire-fid-gpu).
+#       (fid.md, fid.svg, fid.json: FD on the main grid; accuracy-fmnist-gpu.md/.svg/.json: the
+#       whole solver grid on the UNet, batch 64, fine solution at 500 NFE, ACCURACY=0 skips it;
+#       full/fid.*: FD on the whole grid, as far as the deadline allows) or $WORK/results (WORK defaults to /tmp/scire-fid-gpu).
 #
-# Environment: PYTHON [python3]  ARCHS [90-real]  JOBS [nproc]  SAMPLES [2000]  NFES [5,6,8,10,12,15,20,50]
-#              SOLVERS [all]  CHUNK [1000]
+# Environment: PYTHON [python3]  ARCHS [90-real]  JOBS [nproc]  SAMPLES [2000]  NFES [5,6,8,10,12,15,20] (FD)
+#              SOLVERS [main grid, then all]  CHUNK [2000]  MODEL [models/fmnist_unet.pt]  DEADLINE [300]
 set -Eeuo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -41,7 +42,8 @@ JOBS=${JOBS:-$(nproc)}
 WORK="${WORK:-/tmp/scire-fid-gpu}"
 RESULTS=${OUT:-$WORK/results}
 mkdir -p "$WORK" "$RESULTS"
-for f in "$TMP/node.tar.xz" "$TMP/js/benchmarks/fid.js" "$TMP/fid-ref.pt" node_modules/node-addon-api/napi.h models/fmnist_unet.pt models/fmnist_classifier.pt; do
+MODEL=${MODEL:-$ROOT/models/fmnist_unet.pt}
+for f in "$TMP/node.tar.xz" "$TMP/js/benchmarks/fid.js" "$TMP/fid-ref.pt" node_modules/node-addon-api/napi.h "$MODEL" models/fmnist_classifier.pt; do
   [[ -e "$f" ]] || { echo "missing $f (run 'prepare' here and carry it)" >&2; exit 1; }
 done
 
@@ -81,13 +83,27 @@ if ! "$NODE" -e 'require(process.argv[1])' "$ADDON" 2>/dev/null; then
 fi
 "$NODE" -e 'console.log(JSON.stringify(require(process.argv[1]).buildInfo()))' "$ADDON"
 
-SCIRE_NATIVE_PATH="$ADDON" "$NODE" "$TMP/js/benchmarks/fid.js" --root "$ROOT" --device cuda --python "$PYTHON" \
-  --ref-stats "$TMP/fid-ref.pt" --py-threads "$(( JOBS / 2 ))" --samples "${SAMPLES:-2000}" --chunk "${CHUNK:-1000}" \
-  --nfes "${NFES:-5,6,8,10,12,15,20,50}" --solvers "${SOLVERS:-all}" --work "$WORK/samples" --out "$RESULTS"
-log "FD done"
-# The accuracy table of the UNet with the whole solver grid and a larger batch (the CPU run uses a reduced grid).
-if [[ "${ACCURACY:-1}" == "1" ]]; then
-  SCIRE_NATIVE_PATH="$ADDON" "$NODE" "$TMP/js/benchmarks/accuracy.js" --part fmnist --device cuda --grid full \
-    --batch "${ACC_BATCH:-64}" --fine-nfe "${FINE_NFE:-500}" --tag -gpu --model "$ROOT/models/fmnist_unet.pt" --out "$RESULTS" >/dev/null
-  log "accuracy done"
+# Three stages, each cut off at the deadline (DEADLINE seconds after the start, default 300:
+# device time is short): FD on the main grid, the accuracy grid, then FD on the rest of the grid.
+left() { echo $(( ${DEADLINE:-300} - ( $(date +%s) - T0 ) )); }
+MAIN="SciRE v1 3M (nsr),SciRE v1 2M (nsr),SciRE v2 3M (nsr),SciRE v1 3S-fixed (nsr),SciRE v1 3M (time-uniform),DPM-Solver++ 2M (logsnr),DPM-Solver++ 3M (logsnr),DDIM (logsnr)"
+fid() {  # fid <timeout s> <solvers> <out dir>
+  mkdir -p "$3"
+  SCIRE_NATIVE_PATH="$ADDON" timeout "$1" "$NODE" "$TMP/js/benchmarks/fid.js" --root "$ROOT" --device cuda --python "$PYTHON" \
+    --model "$MODEL" --ref-stats "$TMP/fid-ref.pt" --py-threads "$(( JOBS / 2 ))" --samples "${SAMPLES:-2000}" \
+    --chunk "${CHUNK:-2000}" --nfes "${NFES:-5,6,8,10,12,15,20}" --solvers "$2" --work "$WORK/samples" --out "$3" \
+    >/dev/null 2>>"$WORK/stages.log"
+}
+T=$(left); (( T > 150 )) && T=150
+fid "$T" "${SOLVERS:-$MAIN}" "$RESULTS" && log "FD (main grid) done" || log "FD (main grid) stopped: rc $?"
+if [[ "${ACCURACY:-1}" == "1" ]] && (( $(left) > 20 )); then
+  T=$(left); (( T > 90 )) && T=90
+  SCIRE_NATIVE_PATH="$ADDON" timeout "$T" "$NODE" "$TMP/js/benchmarks/accuracy.js" --part fmnist --device cuda --grid full \
+    --batch "${ACC_BATCH:-64}" --fine-nfe "${FINE_NFE:-500}" --tag -gpu --model "$MODEL" --out "$RESULTS" >/dev/null 2>>"$WORK/stages.log" \
+    && log "accuracy done" || log "accuracy stopped: rc $?"
 fi
+if [[ -z "${SOLVERS:-}" ]] && (( $(left) > 20 )); then
+  fid "$(left)" all "$RESULTS/full" && log "FD (whole grid) done" || log "FD (whole grid) stopped: rc $?"
+fi
+grep -v "CUDAGraph\|^$" "$WORK/stages.log" | tail -20 || true
+log "end"
