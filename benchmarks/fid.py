@@ -111,10 +111,14 @@ def self_test() -> None:
     sys.exit(0 if worst < 1e-9 else 1)
 
 
-def reference_stats(model, train_ref: int) -> dict:
-    """Gaussian of the test-set features, and of train_ref training images (0: none)."""
-    mu_r, s_r = gaussian(features(model, read_images('t10k')))
-    stats = {'mu': mu_r, 'cov': s_r, 'n': 10000, 'train_ref_n': train_ref}
+def reference_stats(model, train_ref: int, test_limit: int = 0) -> dict:
+    """Gaussian of the test-set features (the first test_limit images; 0: all), and of
+    train_ref training images (0: none)."""
+    test = read_images('t10k')
+    if test_limit:
+        test = test[:test_limit]
+    mu_r, s_r = gaussian(features(model, test))
+    stats = {'mu': mu_r, 'cov': s_r, 'n': int(test.shape[0]), 'train_ref_n': train_ref}
     if train_ref:
         train = read_images('train')
         pick = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(0))[:train_ref].sort().values
@@ -132,6 +136,7 @@ def main() -> None:
     ap.add_argument('--train-ref', type=int, default=0, help='also score N training images (the perfect-generator value)')
     ap.add_argument('--ref-stats', help='reference statistics saved by --save-ref-stats (no dataset needed)')
     ap.add_argument('--save-ref-stats', metavar='FILE', help='compute the reference statistics, save them and exit')
+    ap.add_argument('--test-limit', type=int, default=0, help='use only the first N test images (smoke tests)')
     ap.add_argument('--threads', type=int, default=1)
     args = ap.parse_args()
     if args.self_test:
@@ -145,9 +150,9 @@ def main() -> None:
         return
     if not args.json:
         ap.error('--json is required')
-    stats = torch.load(args.ref_stats) if args.ref_stats else reference_stats(model, args.train_ref)
+    stats = torch.load(args.ref_stats) if args.ref_stats else reference_stats(model, args.train_ref, args.test_limit)
     mu_r, s_r = stats['mu'], stats['cov']
-    results = {'method': 'Frechet distance of classifier penultimate features (128-d) vs the 10 000 test images',
+    results = {'method': f'Frechet distance of classifier penultimate features (128-d) vs {stats["n"]} test images',
                'classifier': os.path.basename(args.classifier), 'reference_images': stats['n'], 'scores': {}}
     if stats.get('train_ref_n'):
         results['train_reference'] = {'n': stats['train_ref_n'], 'fd': stats['train_ref_fd']}

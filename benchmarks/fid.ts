@@ -90,7 +90,7 @@ async function main(): Promise<void> {
 
   const jsonFile = join(work, 'fid-scores.json');
   const trainRef = samples;
-  const refArgs = args.has('ref-stats') ? ['--ref-stats', args.get('ref-stats')!] : ['--train-ref', String(trainRef)];
+  const refArgs = args.has('ref-stats') ? ['--ref-stats', args.get('ref-stats')!] : ['--train-ref', String(trainRef), ...(tiny ? ['--test-limit', '500'] : [])];
   const classifier = join(ROOT, 'models', 'fmnist_classifier.pt');
   execFileSync(python, [join(ROOT, 'benchmarks', 'fid.py'), '--json', jsonFile, '--classifier', classifier, '--threads', args.get('py-threads') ?? '1', ...refArgs, ...files.map((f) => f.file)], {
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   const scores = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
     scores: Record<string, { n: number; fd: number }>;
     train_reference: { n: number; fd: number };
+    reference_images: number;
     seconds: number;
   };
   const fd = (f: { file: string }) => scores.scores[f.file.split('/').pop()!].fd;
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
     '',
     `Samples: ${samples} per configuration from ${modelPath.replace(ROOT + '/', '')} through Sampler (native executor, ${device}, float32),`,
     `chunks of ${chunk} with seeds 0, 1, ... (the same starting noise for every row). Features: penultimate layer (128-d) of`,
-    `models/fmnist_classifier.pt${classifierMeta ? ` (test accuracy ${(classifierMeta.test_accuracy * 100).toFixed(2)} %)` : ''}; reference: the 10 000 test images.`,
+    `models/fmnist_classifier.pt${classifierMeta ? ` (test accuracy ${(classifierMeta.test_accuracy * 100).toFixed(2)} %)` : ''}; reference: ${scores.reference_images} test images.`,
     'FD = |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_r^1/2 S_g S_r^1/2)^1/2) (benchmarks/fid.py).',
     `Floor: ${scores.train_reference.n} real training images score FD = ${scores.train_reference.fd.toFixed(2)} against the test set (finite-sample bias; a perfect`,
     'generator would score about this). NFE in parentheses: actual NFE where it differs. **Bold**: best in the column.',
