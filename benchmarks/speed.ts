@@ -8,20 +8,21 @@
  * 2. End to end on the bundled Fashion-MNIST UNet on the CPU: samples/s of Sampler.sample
  *    (native executor) and of the JS op-by-op loop, with the executor's split into network
  *    and solver time.
- * 3. Fused lincomb kernel vs the same update as LibTorch ops (binding.benchLincomb, the
- *    executor's kernel benchmark entry).
+ * 3. Fused lincomb kernel vs the same update as LibTorch ops: benchmarks/kernels.mjs (the
+ *    executor issue's kernel benchmark) when dist/ is built, else binding.benchLincomb directly.
  *
  *   npm run bench:speed                      writes benchmarks/results/speed.md
  *   npx vite-node benchmarks/speed.ts -- --tiny --out /tmp/x       smoke setting
  * Options: --out DIR  --tiny  --reps N  --model PATH (default models/fmnist_unet.pt)
  */
+import { execFileSync } from 'child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'fs';
 import { cpus } from 'os';
 import { join } from 'path';
 import { compilePlan } from '../lib/compile';
 import { loadModel } from '../lib/model';
 import { readModelCard } from '../lib/model-card';
-import { nativeBinding } from '../lib/native';
+import { nativeBinding, nativeBindingPath } from '../lib/native';
 import type { CompileOptions } from '../lib/options';
 import { randn } from '../lib/randn';
 import { Sampler } from '../lib/sampler';
@@ -185,37 +186,58 @@ async function main(): Promise<void> {
   }
 
   // ---------------------------------------------------------------- 3. fused kernel
-  const sizes = tiny ? [1 << 16] : [1 << 18, 1 << 22, 1 << 24];
-  const rows3: string[][] = [];
-  let threads = 0;
-  for (const bytes of sizes) {
-    for (const terms of [2, 3, 4]) {
-      const r = (binding as unknown as { benchLincomb(o: object): Record<string, number> }).benchLincomb({ terms, bytes, device: 'cpu', iters: tiny ? 3 : 20 });
-      threads = r.threads;
-      const moved = (terms + 1) * bytes;
-      rows3.push([
-        `${bytes >= 1 << 20 ? `${bytes / (1 << 20)} MiB` : `${bytes / 1024} KiB`}`,
-        String(terms),
-        fixed(r.fusedMs * 1000, 0),
-        fixed(r.torchOpsMs * 1000, 0),
-        fixed(r.torchExprMs * 1000, 0),
-        fixed(r.torchExprMs / r.fusedMs, 2),
-        fixed(moved / (r.fusedMs * 1e6), 1),
-        fixed((2 * bytes) / (r.copyMs * 1e6), 1),
-        r.maxAbsDiff.toExponential(1),
-      ]);
+  // The kernel benchmark of the executor issue (benchmarks/kernels.mjs, needs dist/), else the
+  // same entry point (binding.benchLincomb) called from here.
+  const kernelsScript = join(__dirname, 'kernels.mjs');
+  const sizeList = tiny ? '64K' : '256K,4M,16M';
+  if (existsSync(kernelsScript) && existsSync(join(ROOT, 'dist', 'native.js'))) {
+    const out = execFileSync(process.execPath, [kernelsScript, '--device', 'cpu', '--sizes', sizeList, ...(tiny ? ['--iters', '3'] : [])], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, SCIRE_NATIVE_PATH: nativeBindingPath() },
+    });
+    md.push(
+      '## 3. Fused linear-combination kernel vs LibTorch ops (CPU)',
+      '',
+      `\`node benchmarks/kernels.mjs --device cpu --sizes ${sizeList}\` (the executor's kernel benchmark, run from here): out = sum c_k x_k`,
+      'over float32 tensors of the given size. "torch ops": in-place LibTorch ops (the executor\'s fallback); "torch expr":',
+      '`c0*x0 + c1*x1 + ...` with temporaries, as a Python sampler writes it.',
+      '',
+      ...out.split('\n').filter((l) => l.startsWith('|') || l.startsWith('threads')),
+      '',
+    );
+  } else {
+    const rows3: string[][] = [];
+    let threads = 0;
+    for (const size of sizeList.split(',')) {
+      const bytes = Number(size.slice(0, -1)) * (size.endsWith('M') ? 1 << 20 : 1024);
+      for (const terms of [2, 3, 4]) {
+        const r = (binding as unknown as { benchLincomb(o: object): Record<string, number> }).benchLincomb({ terms, bytes, device: 'cpu', iters: tiny ? 3 : 20 });
+        threads = r.threads;
+        rows3.push([
+          size.replace('K', ' KiB').replace('M', ' MiB'),
+          String(terms),
+          fixed(r.fusedMs * 1000, 0),
+          fixed(r.torchOpsMs * 1000, 0),
+          fixed(r.torchExprMs * 1000, 0),
+          fixed(r.torchExprMs / r.fusedMs, 2),
+          fixed(((terms + 1) * bytes) / (r.fusedMs * 1e6), 1),
+          fixed((2 * bytes) / (r.copyMs * 1e6), 1),
+          r.maxAbsDiff.toExponential(1),
+        ]);
+      }
     }
+    md.push(
+      '## 3. Fused linear-combination kernel vs LibTorch ops (CPU)',
+      '',
+      `binding.benchLincomb (native/kernel_bindings.cc), ${threads} LibTorch threads. out = sum c_k x_k over float32 tensors of the`,
+      'given size. "LibTorch ops": the executor\'s fallback written as in-place ops; "expression": `c0*x0 + c1*x1 + ...`',
+      '(new tensors, what a Python sampler does). GB/s = (terms + 1) × bytes / time; copy = a plain tensor copy.',
+      '',
+      table(['tensor', 'terms', 'fused µs', 'LibTorch ops µs', 'expression µs', 'expression / fused', 'fused GB/s', 'copy GB/s', 'max abs diff'], rows3),
+      '',
+    );
   }
-  md.push(
-    '## 3. Fused linear-combination kernel vs LibTorch ops (CPU)',
-    '',
-    `binding.benchLincomb (native/kernel_bindings.cc), ${threads} LibTorch threads. out = sum c_k x_k over float32 tensors of the`,
-    'given size. "LibTorch ops": the executor\'s fallback written as in-place ops; "expression": `c0*x0 + c1*x1 + ...`',
-    '(new tensors, what a Python sampler does). GB/s = (terms + 1) × bytes / time; copy = a plain tensor copy.',
-    '',
-    table(['tensor', 'terms', 'fused µs', 'LibTorch ops µs', 'expression µs', 'expression / fused', 'fused GB/s', 'copy GB/s', 'max abs diff'], rows3),
-    '',
-  );
 
   const text = md.join('\n');
   writeFileSync(join(outDir, 'speed.md'), text);
