@@ -246,7 +246,7 @@ def build_model(args: argparse.Namespace) -> NoisePredictor:
 
 
 def export(ema_model: NoisePredictor, args: argparse.Namespace, info: dict) -> None:
-    ema_model.eval()
+    ema_model = ema_model.cpu().eval()
     scripted = torch.jit.script(ema_model)
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([0.0, 417.25, 999.0])
@@ -307,13 +307,14 @@ def benchmark(args: argparse.Namespace) -> None:
 
 def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
-    data = load_training_set()
+    device = torch.device(args.device)
+    data = load_training_set().to(device)
     n = data.shape[0]
     abar = alphas_cumprod().float()
-    sqrt_abar, sqrt_one_minus_abar = abar.sqrt(), (1.0 - abar).sqrt()
+    sqrt_abar, sqrt_one_minus_abar = abar.sqrt().to(device), (1.0 - abar).sqrt().to(device)
 
-    model = build_model(args)
-    ema_model = build_model(args)
+    model = build_model(args).to(device)
+    ema_model = build_model(args).to(device)
     ema_model.load_state_dict(model.state_dict())
     for p in ema_model.parameters():
         p.requires_grad_(False)
@@ -322,7 +323,7 @@ def train(args: argparse.Namespace) -> None:
 
     step, epoch, previous_seconds = 0, 0, 0.0
     if args.resume:
-        ckpt = torch.load(args.resume)
+        ckpt = torch.load(args.resume, map_location=device)
         model.load_state_dict(ckpt['model'])
         ema_model.load_state_dict(ckpt['ema'])
         opt.load_state_dict(ckpt['opt'])
@@ -337,12 +338,12 @@ def train(args: argparse.Namespace) -> None:
     recent_losses: List[float] = []  # the last 1000 step losses
     done = False
     while not done:
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=device)
         for b in range(0, n - args.batch + 1, args.batch):
             x0 = data[perm[b:b + args.batch]]
             if torch.rand(()) < 0.5:  # garments are left-right symmetric enough: horizontal flip
                 x0 = x0.flip(-1)
-            t = torch.randint(0, NUM_STEPS, (args.batch,))
+            t = torch.randint(0, NUM_STEPS, (args.batch,), device=device)
             noise = torch.randn_like(x0)
             xt = sqrt_abar[t].view(-1, 1, 1, 1) * x0 + sqrt_one_minus_abar[t].view(-1, 1, 1, 1) * noise
             # v-prediction loss: = epsilon MSE weighted by 1 / alpha_bar_t (x_0 MSE weighted by SNR + 1)
@@ -387,6 +388,10 @@ def train(args: argparse.Namespace) -> None:
     print(json.dumps(info), flush=True)
     torch.save({'model': model.state_dict(), 'ema': ema_model.state_dict(), 'step': step,
                 'args': vars(args), 'info': info}, os.path.join(args.ckpt_dir, 'last.pt'))
+    # The EMA weights alone (CPU tensors): small enough to bring back from a GPU machine and
+    # export there with `--export-only` under the Debian PyTorch that LibTorch 1.13 can load.
+    torch.save({'ema': {k: v.cpu() for k, v in ema_model.state_dict().items()}, 'args': vars(args),
+                'info': info}, os.path.join(args.ckpt_dir, 'ema.pt'))
     export(ema_model, args, info)
 
 
@@ -403,6 +408,7 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads (2 threads were 6x slower than 1 on a busy 2-core machine)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--device', default='cpu', help="torch device to train on, e.g. 'cuda'")
     parser.add_argument('--ckpt-every', type=int, default=100)
     parser.add_argument('--ckpt-dir', default='/tmp/fmnist_ckpt')
     parser.add_argument('--out-dir', default=os.path.dirname(os.path.abspath(__file__)))
@@ -415,10 +421,11 @@ def main() -> None:
     if args.benchmark:
         benchmark(args)
     elif args.export_only:
-        ckpt = torch.load(args.export_only)
+        ckpt = torch.load(args.export_only, map_location='cpu')
         model = build_model(args)
         model.load_state_dict(ckpt['ema'])
-        export(model, args, ckpt.get('info', {'steps': ckpt['step'], 'note': 'exported from a checkpoint'}))
+        info = ckpt['info'] if 'info' in ckpt else {'steps': ckpt['step'], 'note': 'exported from a checkpoint'}
+        export(model, args, info)
     else:
         train(args)
 
