@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DATA_DIR = '/usr/share/datasets/fashion-mnist'
+DATA_DIR = os.environ.get('FMNIST_DIR', '/usr/share/datasets/fashion-mnist')
 NUM_STEPS = 1000
 BETA_START = 1e-4
 BETA_END = 0.02
