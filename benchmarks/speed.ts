@@ -17,7 +17,7 @@
  */
 import { execFileSync } from 'child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'fs';
-import { cpus } from 'os';
+import { cpus, loadavg } from 'os';
 import { join } from 'path';
 import { compilePlan } from '../lib/compile';
 import { loadModel } from '../lib/model';
@@ -86,7 +86,8 @@ async function main(): Promise<void> {
     '',
     `Command: \`npx vite-node benchmarks/speed.ts${tiny ? ' -- --tiny' : ''}\`. Machine: ${cpus().length} CPU cores (${cpus()[0]?.model ?? '?'}),`,
     `LibTorch ${info.torchVersion}, addon built with ${info.buildSystem}; median of ${reps} runs after a warm-up, the contenders run in turns.`,
-    'Other jobs shared the CPU while this ran: absolute times are noisy, the ratios (measured back to back) less so.',
+    `Load average when it started: ${loadavg().map((v) => v.toFixed(1)).join(' / ')} (1 / 5 / 15 min). Other jobs shared the CPU: absolute`,
+    'times are noisy; the contenders run in turns, so their ratios are less so.',
     '',
   ];
 
