@@ -326,8 +326,11 @@ function chooseBuildSystem() {
   return which('cmake') ? 'cmake-js' : 'node-gyp';
 }
 
-function nodeGypArgs(nodeDir) {
-  return [path.join(ROOT, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', `--nodedir=${nodeDir}`, `-j`, String(JOBS)];
+/** node-gyp configure + build: incremental (make), re-globbing the sources in configure. */
+function runNodeGyp(nodeDir, opts) {
+  const nodeGyp = path.join(ROOT, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  run(process.execPath, [nodeGyp, 'configure', `--nodedir=${nodeDir}`], opts);
+  run(process.execPath, [nodeGyp, 'build', `--nodedir=${nodeDir}`, '-j', String(JOBS)], { ...opts, logFile: opts.logFile.replace(/\.log$/, '-compile.log') });
 }
 
 function requireNodeDir() {
@@ -359,7 +362,7 @@ function ensureNativeAddon(stamps) {
     }
     run(process.execPath, [cmakeJs, 'build', '--parallel', String(JOBS), ...cmakeDefines()], { logFile: logFile.replace(/\.log$/, '-compile.log') });
   } else {
-    run(process.execPath, nodeGypArgs(requireNodeDir()), { logFile });
+    runNodeGyp(requireNodeDir(), { logFile });
   }
   if (!fs.existsSync(output)) throw new BootstrapError(`the build finished but ${path.relative(ROOT, output)} is missing`);
   stamps.native = { hash, builder, options };
@@ -378,7 +381,7 @@ function ensureGypAddon() {
     fs.rmSync(link, { recursive: true, force: true });
     fs.symlinkSync(path.join('..', name), link);
   }
-  run(process.execPath, nodeGypArgs(nodeDir), { cwd: GYP_DIR, logFile: path.join(ROOT, 'build-logs', 'gyp-build.log') });
+  runNodeGyp(nodeDir, { cwd: GYP_DIR, logFile: path.join(ROOT, 'build-logs', 'gyp-build.log') });
   if (!fs.existsSync(output)) throw new BootstrapError(`node-gyp finished but ${path.relative(ROOT, output)} is missing`);
   writeJson(GYP_STAMP_FILE, { hash });
 }
