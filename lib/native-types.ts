@@ -14,6 +14,8 @@ export interface NativeModelInfo {
   parameterCount: number;
   /** Number of inputs forward() takes besides self (2 = (x, t), 3 = (x, t, cond)). */
   numInputs: number;
+  /** Of those, the ones without a default value. */
+  requiredInputs: number;
 }
 
 /** Progress reported once per network evaluation, from a thread-safe function. */
@@ -67,6 +69,8 @@ export interface NativeModel {
   execute(plan: Plan, opts: NativeExecuteOptions): Promise<NativeExecuteResult>;
   /** Release the module (optional; the GC also releases it). */
   dispose(): void;
+  /** True after dispose(). */
+  readonly disposed: boolean;
 }
 
 export interface NativeBuildInfo {
@@ -75,10 +79,30 @@ export interface NativeBuildInfo {
   cuda: boolean;
   cudaDeviceCount: number;
   buildSystem: 'cmake-js' | 'node-gyp';
+  /** CUDA architectures of the compiled kernels, comma-separated ('' without CUDA). */
+  cudaArchitectures: string;
+  /** Whether the LibTorch the addon links has CUDA (models can run on 'cuda'). */
+  torchCuda: boolean;
+}
+
+/** cudaProbe(): the CUDA runtime's view and a test launch of a compiled kernel on GPU 0. */
+export interface NativeCudaProbe {
+  /** Built with CUDA kernels. */
+  compiled: boolean;
+  runtimeVersion: number;
+  driverVersion: number;
+  deviceCount: number;
+  /** 'NVIDIA H100 80GB HBM3 (sm_90); ...' */
+  devices: string;
+  /** The probe kernel ran on device 0 and wrote the expected values. */
+  kernelOk: boolean;
+  /** First CUDA error met ('' if none). */
+  error: string;
 }
 
 export interface NativeBinding {
   buildInfo(): NativeBuildInfo;
+  cudaProbe(): NativeCudaProbe;
   loadModel(path: string, opts: { device: DeviceName; dtype: ModelDType }): Promise<NativeModel>;
   /**
    * Kernel entry points for tests and benchmarks (synchronous, host data):
