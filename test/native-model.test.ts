@@ -62,7 +62,7 @@ describe('buildInfo / cudaProbe', () => {
   });
 
   it('reports the CUDA kernels: compiled for sm_80/sm_90 and either running on GPU 0 or a clear reason', () => {
-    const binding = nativeBinding() as unknown as { buildInfo(): { cuda: boolean; cudaArchitectures: string }; cudaProbe(): Record<string, unknown> };
+    const binding = nativeBinding();
     const info = binding.buildInfo();
     const probe = binding.cudaProbe();
     expect(probe.compiled).toBe(info.cuda);
@@ -137,9 +137,9 @@ describe('loadModel + forward on the Gaussian-mixture models', () => {
 
   it('dispose() releases the module; later calls reject, info stays readable', async () => {
     const model = await loadModel(linearGmm.pt);
-    expect((model as unknown as { disposed: boolean }).disposed).toBe(false);
+    expect(model.disposed).toBe(false);
     model.dispose();
-    expect((model as unknown as { disposed: boolean }).disposed).toBe(true);
+    expect(model.disposed).toBe(true);
     expect(model.info.dtype).toBe('float32');
     await expect(model.forward(new Float32Array(16), [1, 16], 1)).rejects.toThrow(/forward: the model has been disposed/);
   });
@@ -148,7 +148,10 @@ describe('loadModel + forward on the Gaussian-mixture models', () => {
 describe('loadModel errors (each a clear JS error; the process keeps running)', () => {
   it('missing file', async () => {
     const missing = path.join(tmp, 'no-such-model.pt');
-    const err = await loadModel(missing).catch((e: unknown) => e as Error & { code?: string });
+    const err = (await loadModel(missing).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error & { code?: string };
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toBe(`loadModel: cannot open '${missing}': no such file or not readable`);
     expect(err.code).toBe('ENOENT');
