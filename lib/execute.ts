@@ -41,9 +41,15 @@ export interface ExecuteOptions {
   onStep?: (event: NativeStepEvent) => void;
   /** Checked between evaluations; an aborted run rejects with an Error named 'AbortError'. */
   signal?: AbortSignal;
+  /**
+   * 'auto' (default) | true | false: run the whole plan as one CUDA graph on a CUDA device
+   * (captured on the first call for a plan and shape, replayed after). With a graph, onStep
+   * events arrive after the run and the signal is checked before it. See docs/gpu.md.
+   */
+  cudaGraph?: 'auto' | boolean;
 }
 
-const OPTION_KEYS = ['x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal'];
+const OPTION_KEYS = ['x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal', 'cudaGraph'];
 
 function expectShape(field: string, value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0) throw invalidType(field, 'a non-empty array of positive integers', value);
@@ -89,6 +95,12 @@ export function resolveExecuteOptions(options: unknown): NativeExecuteOptions {
     }
   }
   if (o.onStep !== undefined) out.onStep = expectFunction('onStep', o.onStep) as (e: NativeStepEvent) => void;
+  if (o.cudaGraph !== undefined) {
+    if (o.cudaGraph !== 'auto' && o.cudaGraph !== true && o.cudaGraph !== false) {
+      throw invalidType('cudaGraph', "'auto', true or false", o.cudaGraph);
+    }
+    out.cudaGraph = o.cudaGraph;
+  }
   return out;
 }
 

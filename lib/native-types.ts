@@ -51,6 +51,13 @@ export interface NativeExecuteOptions {
   signal?: AbortSignal;
   /** Alternative to `signal`: a handle from createAbortHandle(), checked the same way. */
   abortHandle?: NativeAbortHandle;
+  /**
+   * Run the whole plan as one CUDA graph (native/cuda_graph.h). 'auto' (default): on a CUDA
+   * device, falling back to op-by-op execution with timings.cudaGraphReason when the model
+   * cannot be captured; true: a graph or an error; false: op by op. timings.cudaGraph says
+   * what happened: 'captured' | 'replayed' | 'eager' | 'off'.
+   */
+  cudaGraph?: 'auto' | boolean;
 }
 
 export interface NativeExecuteResult {

@@ -82,6 +82,8 @@ export interface SampleOptions {
   onStep?: (event: SampleStepEvent) => void;
   /** Cancels the solve between evaluations; the promise then rejects with an AbortError. */
   signal?: AbortSignal;
+  /** 'auto' (default) | true | false: the whole solve as one CUDA graph on a GPU (see executePlan). */
+  cudaGraph?: 'auto' | boolean;
 }
 
 export interface SampleTimings {
@@ -93,9 +95,9 @@ export interface SampleTimings {
   noiseMs: number;
   /** The executor: all of the solve. */
   executeMs: number;
-  /** Inside the network (as the executor measured it). */
+  /** Inside the network, as the executor measured it (NaN when it does not: a CUDA-graph run). */
   modelMs: number;
-  /** Solver ops (as the executor measured it). */
+  /** Solver ops, as the executor measured it (NaN when it does not: a CUDA-graph run). */
   solverMs: number;
 }
 
@@ -112,7 +114,7 @@ export interface SampleResult {
   tStart: number;
 }
 
-const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal'];
+const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal', 'cudaGraph'];
 const MAX_CACHED_PLANS = 16;
 const DEFAULT_STEPS = 12;
 
@@ -234,6 +236,7 @@ export class Sampler {
 
     const execOptions: ExecuteOptions = { x, shape, ...this.conditioning(o, shape) };
     if (signal) execOptions.signal = signal;
+    if (o.cudaGraph !== undefined) execOptions.cudaGraph = o.cudaGraph as ExecuteOptions['cudaGraph'];
     if (onStep) {
       const evalTimes = plan.ops.flatMap((op) => (op.op === 'eval' ? [op.tCont] : []));
       execOptions.onStep = (ev: NativeStepEvent) => onStep({ nfe: ev.nfe, total: ev.total, t: ev.t, tCont: evalTimes[ev.nfe - 1] });

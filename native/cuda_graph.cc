@@ -234,7 +234,7 @@ std::vector<std::shared_ptr<GraphEntry>> gCache;
 std::vector<std::unique_ptr<PlanGraph>> gFailedCaptures;
 #endif
 
-bool SameKey(const GraphKey& e, const GraphKey& k) {
+[[maybe_unused]] bool SameKey(const GraphKey& e, const GraphKey& k) {
   return e.owner == k.owner && e.plan == k.plan && e.xShape == k.xShape && e.condShape == k.condShape &&
          e.guided == k.guided && e.guidanceScale == k.guidanceScale && e.deviceIndex == k.deviceIndex;
 }
@@ -394,6 +394,31 @@ GraphRun RunPlanWithGraph(const ModelPtr& model, const PlanSpec& plan, const Pla
   run.usedGraph = true;
   return run;
 #endif
+}
+
+at::Tensor UploadToDevice(const at::Tensor& host, const at::Device& device) {
+#ifdef SCIRE_TORCH_HAS_CUDA
+  if (device.is_cuda()) {
+    c10::cuda::CUDAGuard guard(device);
+    at::Tensor pinned = at::empty(host.sizes(), host.options().pinned_memory(true));
+    pinned.copy_(host);
+    return pinned.to(device, /*non_blocking=*/true);
+  }
+#endif
+  return host.to(device);
+}
+
+at::Tensor DownloadToHost(const at::Tensor& value) {
+#ifdef SCIRE_TORCH_HAS_CUDA
+  if (value.is_cuda()) {
+    c10::cuda::CUDAGuard guard(value.device());
+    at::Tensor pinned = at::empty(value.sizes(), value.options().device(at::kCPU).pinned_memory(true));
+    pinned.copy_(value, /*non_blocking=*/true);
+    c10::cuda::getCurrentCUDAStream(value.device().index()).synchronize();
+    return pinned;
+  }
+#endif
+  return value.to(at::kCPU).contiguous();
 }
 
 size_t ForgetGraphs(const ModelHandle* model) {

@@ -86,6 +86,18 @@ struct GraphRun {
  */
 GraphRun RunPlanWithGraph(const ModelPtr& model, const PlanSpec& plan, const PlanRunInputs& in, GraphMode mode);
 
+/**
+ * Host float32 tensor -> `device`. On a CUDA device the data is staged in pinned host memory
+ * and copied asynchronously on the current stream; elsewhere a plain copy.
+ */
+at::Tensor UploadToDevice(const at::Tensor& host, const at::Device& device);
+
+/**
+ * Device tensor -> contiguous host tensor of the same dtype, through pinned host memory on a
+ * CUDA device (asynchronous copy on the current stream, then a wait for that stream only).
+ */
+at::Tensor DownloadToHost(const at::Tensor& value);
+
 /** Drops the cached graphs of one model (nullptr: of every model). Returns how many. */
 size_t ForgetGraphs(const ModelHandle* model);
 

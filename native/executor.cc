@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "abort_handle.h"
+#include "cuda_graph.h"
 #include "device_dtype.h"
 #include "errors.h"
 #include "exports.h"
@@ -33,6 +35,7 @@ struct ExecuteInputs {
   at::Tensor cond;             // CPU float32 or undefined
   at::Tensor uncond;           // CPU float32 or undefined (then no guidance)
   double guidanceScale = 1.0;
+  GraphMode graphMode = GraphMode::kAuto;  // opts.cudaGraph (cuda_graph.h)
 };
 
 at::Tensor CopyFloat32(const Napi::Value& value, const std::string& field, const std::vector<int64_t>& shape) {
@@ -67,6 +70,7 @@ std::vector<int64_t> ParseShapeOption(const Napi::Value& value, const std::strin
 
 ExecuteInputs ParseInputs(const Napi::Object& opts, const ModelHandle& model) {
   ExecuteInputs in;
+  in.graphMode = ParseGraphMode(opts.Get("cudaGraph"), kWhere, "opts.cudaGraph");
   in.shape = ParseShapeOption(opts.Get("shape"), "opts.shape");
   in.x = CopyFloat32(opts.Get("x"), "opts.x", in.shape);
 
@@ -198,6 +202,9 @@ class ExecuteWorker : public Napi::AsyncWorker {
     const bool guided = inputs_.uncond.defined();
     const int64_t batch = inputs_.shape[0];
     const float g = static_cast<float>(inputs_.guidanceScale);
+    if (inputs_.graphMode == GraphMode::kOn || (cuda && inputs_.graphMode == GraphMode::kAuto)) {
+      return RunAsGraph(started);
+    }
 
     std::vector<at::Tensor> R(plan_.numRegs);
     auto reg = [&](int i) -> const at::Tensor& {
@@ -280,6 +287,39 @@ class ExecuteWorker : public Napi::AsyncWorker {
     modelMs_ = modelMs;
   }
 
+  // The whole plan as one CUDA graph (cuda_graph.h): x_T in and the result out through pinned
+  // memory, no synchronisation in between. The network and the solver share one launch, so
+  // modelMs / solverMs are not measured (NaN); step events are delivered after the run.
+  void RunAsGraph(Clock::time_point started) {
+    if (state_->StopRequested()) throw AbortedRun();
+    const at::Device device = model_->device;
+    PlanRunInputs in;
+    in.x = UploadToDevice(inputs_.x, device);
+    in.guided = inputs_.uncond.defined();
+    in.guidanceScale = inputs_.guidanceScale;
+    if (inputs_.cond.defined()) {
+      const at::Tensor cond = in.guided ? at::cat({inputs_.uncond, inputs_.cond}) : inputs_.cond;
+      in.cond = UploadToDevice(cond.contiguous(), device).to(model_->dtype).contiguous();
+    }
+    const GraphRun run = RunPlanWithGraph(model_, plan_, in, inputs_.graphMode);
+    result_ = DownloadToHost(run.out);
+    totalMs_ = MsSince(started);
+    modelMs_ = std::numeric_limits<double>::quiet_NaN();
+    graphStatus_ = run.usedGraph ? (run.capturedNow ? "captured" : "replayed") : "eager";
+    graphReason_ = run.fallbackReason;
+    graphCaptureMs_ = run.capturedNow ? run.warmupMs + run.captureMs : 0.0;
+    for (const PlanStep& step : plan_.steps) {
+      if (step.kind != PlanStep::Kind::Eval) continue;
+      ++nfe_;
+      if (!state_->hasProgress) continue;
+      const StepEvent ev{nfe_, plan_.nfe, step.t, step.tCont};
+      RunStatePtr state = state_;
+      state_->progress.NonBlockingCall([state, ev](Napi::Env env, Napi::Function onStep) {
+        DeliverStep(env, onStep, *state, ev);
+      });
+    }
+  }
+
   static void DeliverStep(Napi::Env env, Napi::Function onStep, RunState& state, const StepEvent& ev) {
     if (state.callbackFailed) return;
     Napi::Object o = Napi::Object::New(env);
@@ -309,6 +349,9 @@ class ExecuteWorker : public Napi::AsyncWorker {
     outcome->totalMs = totalMs_;
     outcome->modelMs = modelMs_;
     outcome->device = DeviceName(model_->device);
+    outcome->graphStatus = graphStatus_;
+    outcome->graphReason = graphReason_;
+    outcome->graphCaptureMs = graphCaptureMs_;
     RunStatePtr state = state_;
     if (state->hasProgress) {
       const napi_status st = state->progress.NonBlockingCall(
@@ -327,6 +370,8 @@ class ExecuteWorker : public Napi::AsyncWorker {
     int nfe = 0;
     double totalMs = 0, modelMs = 0;
     std::string device;
+    std::string graphStatus = "off", graphReason;  // timings.cudaGraph / cudaGraphReason
+    double graphCaptureMs = 0;
   };
 
   static void Finish(Napi::Env env, RunState& state, Outcome& outcome) {
@@ -353,8 +398,12 @@ class ExecuteWorker : public Napi::AsyncWorker {
       Napi::Object timings = Napi::Object::New(env);
       timings.Set("totalMs", outcome.totalMs);
       timings.Set("modelMs", outcome.modelMs);
-      timings.Set("solverMs", std::max(0.0, outcome.totalMs - outcome.modelMs));
+      timings.Set("solverMs", std::isnan(outcome.modelMs) ? outcome.modelMs
+                                                          : std::max(0.0, outcome.totalMs - outcome.modelMs));
       timings.Set("device", outcome.device);
+      timings.Set("cudaGraph", outcome.graphStatus);
+      if (!outcome.graphReason.empty()) timings.Set("cudaGraphReason", outcome.graphReason);
+      if (outcome.graphStatus == "captured") timings.Set("cudaGraphCaptureMs", outcome.graphCaptureMs);
       Napi::Object result = Napi::Object::New(env);
       result.Set("data", data);
       result.Set("shape", shape);
@@ -372,6 +421,8 @@ class ExecuteWorker : public Napi::AsyncWorker {
   at::Tensor result_;
   int nfe_ = 0;
   double totalMs_ = 0, modelMs_ = 0;
+  std::string graphStatus_ = "off", graphReason_;
+  double graphCaptureMs_ = 0;
   bool aborted_ = false;
   Failure failure_;
 };

@@ -14,6 +14,8 @@
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePlan } from '../lib/compile';
+import { executePlan } from '../lib/execute';
+import { Sampler } from '../lib/sampler';
 import { nativeBinding } from '../lib/native';
 import type { NativeModel } from '../lib/native-types';
 import type { Plan } from '../lib/plan';
@@ -97,6 +99,41 @@ describe('RunPlanOps (the loop a CUDA graph records)', () => {
   });
 });
 
+describe('the cudaGraph option', () => {
+  let model: GraphModel;
+  beforeAll(async () => {
+    model = await load('cpu');
+  });
+  afterAll(() => model.dispose());
+  const plan = () => compilePlan(scireCaseOptions(schedule, cases[0]));
+
+  it("accepts only 'auto', true or false (JS and native checks)", async () => {
+    await expect(executePlan(model, plan(), { x, shape, cudaGraph: 'yes' as never })).rejects.toThrow(
+      /Expected 'auto', true or false for cudaGraph but received 'yes'/,
+    );
+    expect(() => model.execute(plan(), { x, shape, cudaGraph: 1 as never })).toThrow(
+      /execute: Expected 'auto', true or false for opts.cudaGraph but received a value of type number/,
+    );
+  });
+
+  it("on the CPU: 'auto' runs op by op (timings.cudaGraph 'off'), equal to false bit for bit", async () => {
+    const auto = await executePlan(model, plan(), { x, shape, cudaGraph: 'auto' });
+    const off = await executePlan(model, plan(), { x, shape, cudaGraph: false });
+    expect(auto.timings.cudaGraph).toBe('off');
+    expect(bitEqual(auto.data, off.data)).toBe(true);
+  });
+
+  it('on the CPU: true is an error naming the device, through executePlan and Sampler', async () => {
+    await expect(executePlan(model, plan(), { x, shape, cudaGraph: true })).rejects.toThrow(
+      /cudaGraph is true but the plan cannot run as a CUDA graph: the model is on cpu, not on a CUDA device/,
+    );
+    const sampler = new Sampler({ model, schedule, steps: 6 });
+    await expect(sampler.sample({ shape, seed: 1, cudaGraph: true })).rejects.toThrow(/cudaGraph is true/);
+    const ok = await sampler.sample({ shape, seed: 1, cudaGraph: false });
+    expect(ok.nfe).toBe(6);
+  });
+});
+
 describe('CUDA graph replay' + gpuSkipReason, () => {
   it.skipIf(!hasGpu)('equals the eager run bit for bit, replays the cached graph, and clearCudaGraphs drops it', async () => {
     const model = await load('cuda');
@@ -109,6 +146,8 @@ describe('CUDA graph replay' + gpuSkipReason, () => {
       const second = await model.execute(plan, opts(true));
       expect(first.timings.cudaGraph).toBe('captured');
       expect(second.timings.cudaGraph).toBe('replayed');
+      expect(first.timings.cudaGraphReason).toBeUndefined();
+      expect(Number.isNaN(second.timings.modelMs)).toBe(true);
       expect(bitEqual(first.data, eager.data)).toBe(true);
       expect(bitEqual(second.data, eager.data)).toBe(true);
       expect(graphBinding.cudaGraphCount()).toBe(1);
