@@ -16,6 +16,8 @@ import { GRID_PADDING } from '../lib/image-io';
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const GMM_MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'gmm_img1x4x4_discrete.pt');
+/** The bundled default model (models/README.md): what `scire sample` uses without --model. */
+const BUNDLED_MODEL = path.join(ROOT, 'models', 'fmnist_unet.pt');
 
 function newestMtime(dir: string): number {
   let newest = 0;
@@ -136,19 +138,40 @@ describe('scire end to end (dist/cli.js)', () => {
     ensureBuilt();
   }, 120_000);
 
-  it('samples 4 images at 6 steps into a valid, non-constant PNG grid', () => {
-    const out = path.join(tmp, 'gmm.png');
-    const run = scire(['sample', '--model', GMM_MODEL, '--shape', '1,4,4', '-n', '4', '--steps', '6', '--out', out]);
+  it('samples 4 images at 6 steps from the bundled model into a valid, non-constant PNG grid', () => {
+    const out = path.join(tmp, 'fmnist.png');
+    // No --model: the default is the bundled Fashion-MNIST UNet and its card (shape [1, 28, 28]).
+    expect(fs.existsSync(BUNDLED_MODEL)).toBe(true);
+    const run = scire(['sample', '-n', '4', '--steps', '6', '--out', out]);
     expect(run.stderr).not.toMatch(/scire:/);
     expect(run.status).toBe(0);
-    expect(run.stdout).toMatch(/^4 samples \[1, 4, 4\] -> .*gmm\.png: NFE 6, \d+\.\d\d s, \d+(\.\d)? samples\/s/);
+    expect(run.stdout).toMatch(/^4 samples \[1, 28, 28\] -> .*fmnist\.png: NFE 6, \d+\.\d\d s, \d+(\.\d)? samples\/s/);
     // Not a terminal: plain progress lines, one per evaluation.
     expect(run.stderr.trim().split('\n')).toHaveLength(6);
     expect(run.stderr).toMatch(/sampling: 6\/6 NFE/);
 
     const png = readPng(out);
-    const side = 2 * (4 + GRID_PADDING) + GRID_PADDING; // 2x2 tiles of 4x4
+    const side = 2 * (28 + GRID_PADDING) + GRID_PADDING; // 2x2 tiles of 28x28
     expect([png.width, png.height, png.colorType]).toEqual([side, side, 0]);
+    for (let tile = 0; tile < 4; tile++) {
+      const left = GRID_PADDING + (tile % 2) * (28 + GRID_PADDING);
+      const top = GRID_PADDING + Math.floor(tile / 2) * (28 + GRID_PADDING);
+      const values: number[] = [];
+      for (let y = top; y < top + 28; y++) for (let x = left; x < left + 28; x++) values.push(png.pixels[y * png.width + x]);
+      // A garment on a dark background: both dark and bright pixels in every tile.
+      expect(Math.max(...values) - Math.min(...values), `tile ${tile}`).toBeGreaterThan(100);
+    }
+  }, 120_000);
+
+  it('samples a model given by --model and --shape (the GMM image model)', () => {
+    const out = path.join(tmp, 'gmm.png');
+    const run = scire(['sample', '--model', GMM_MODEL, '--shape', '1,4,4', '-n', '4', '--steps', '6', '-q', '--out', out]);
+    expect(run.status).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(/^4 samples \[1, 4, 4\] -> .*gmm\.png: NFE 6,/);
+    const png = readPng(out);
+    const side = 2 * (4 + GRID_PADDING) + GRID_PADDING; // 2x2 tiles of 4x4
+    expect([png.width, png.height]).toEqual([side, side]);
     const tile: number[] = [];
     for (let y = GRID_PADDING; y < GRID_PADDING + 4; y++) {
       for (let x = GRID_PADDING; x < GRID_PADDING + 4; x++) tile.push(png.pixels[y * png.width + x]);
