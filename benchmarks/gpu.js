@@ -249,7 +249,7 @@ async function unetBench(device) {
       const floor = await model.benchForward({ shape, iters: FLOOR_ITERS, graph: true });
       if (floor.graphError) log(`forward graph failed: ${floor.graphError}`);
       const forwardMs = floor.graphMs ?? floor.eagerMs;
-      log(`${dtype} b${batch}: forward ${floor.eagerMs.toFixed(2)} ms eager, ${floor.graphMs?.toFixed(2)} ms graph`);
+      log(`${dtype} b${batch}: forward ${floor.eagerMs.toFixed(2)} ms eager, ${floor.graphMs === null ? 'no' : floor.graphMs.toFixed(2) + ' ms'} graph`);
       const x = lib.randn(shape, 1234);
       const stepper = model.torchOpsStepper({ shape, numRegs: 16 });
       for (const nfe of NFES) {

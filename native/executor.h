@@ -19,6 +19,9 @@
 // sets a native flag) or a handle from createAbortHandle() (`abortHandle`); the flag is
 // checked before every evaluation and an aborted run rejects with an Error named
 // 'AbortError' (at once when the signal is already aborted). A throwing onStep stops the run and the promise rejects with that error.
+// cudaGraph ('auto' default | true | false): on a CUDA device the whole plan runs as one CUDA
+// graph (cuda_graph.h); then step events arrive after the run, the abort flag is checked
+// before it, timings.modelMs/solverMs are NaN and timings.cudaGraph says what happened.
 #pragma once
 
 // Registration is automatic (RegisterModelMethod / RegisterExports from executor.cc): the
