@@ -14,7 +14,7 @@
 #       whole solver grid on the UNet, batch 64, fine solution at 500 NFE, ACCURACY=0 skips it;
 #       full/fid.*: FD on the whole grid, as far as the deadline allows) or $WORK/results (WORK defaults to /tmp/scire-fid-gpu).
 #
-# Environment: PYTHON [python3]  ARCHS [90-real]  JOBS [nproc]  SAMPLES [2000]  NFES [5,6,8,10,12,15,20] (FD)
+# Environment: PYTHON [python3]  ARCHS [90-real]  JOBS [nproc]  SAMPLES [2000]  NFES [5,6,8,10,12,15,20,50] (FD)
 #              SOLVERS [main grid, then all]  CHUNK [2000]  MODEL [models/fmnist_unet.pt]  DEADLINE [300]
 set -Eeuo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -91,7 +91,7 @@ fid() {  # fid <timeout s> <solvers> <out dir>
   mkdir -p "$3"
   SCIRE_NATIVE_PATH="$ADDON" timeout "$1" "$NODE" "$TMP/js/benchmarks/fid.js" --root "$ROOT" --device cuda --python "$PYTHON" \
     --model "$MODEL" --ref-stats "$TMP/fid-ref.pt" --py-threads "$(( JOBS / 2 ))" --samples "${SAMPLES:-2000}" \
-    --chunk "${CHUNK:-2000}" --nfes "${NFES:-5,6,8,10,12,15,20}" --solvers "$2" --work "$WORK/samples" --out "$3" \
+    --chunk "${CHUNK:-2000}" --nfes "${NFES:-5,6,8,10,12,15,20,50}" --solvers "$2" --work "$WORK/samples" --out "$3" \
     >/dev/null 2>>"$WORK/stages.log"
 }
 T=$(left); (( T > 150 )) && T=150
