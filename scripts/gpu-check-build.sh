@@ -1,46 +1,32 @@
 #!/usr/bin/env bash
 # GPU check of the foundation on a machine with an NVIDIA GPU and a pip PyTorch 2.x with
 # CUDA, but possibly no Node.js and no internet: builds scire.node with plain CMake against
-# that PyTorch's LibTorch (CUDA kernels on), then loads it and checks buildInfo, the CUDA
+# that PyTorch's LibTorch (CUDA kernels on; scripts/gpu-env.sh, shared with the other GPU scripts,
+# so a session that runs several of them builds once), then loads it and checks buildInfo, the CUDA
 # probe kernel, GMM forwards on 'cuda' against the formula and the CPU, and error paths.
 #
 # Needs in the checkout: vendor/node-v20.20.2-linux-x64-min.tar.xz (official node binary +
 # include/node), node_modules/node-addon-api, dist/ (npm run build), test/fixtures/models.
 # Env: PYTHON [python3], ARCHS [90-real;90-virtual], JOBS [nproc], WORK [/tmp/scire-gpu-check],
-#      OUT (if set, logs are copied there).
+#      OUT (if set, logs are written there), NODE / ADDON (use these instead of unpacking / building),
+#      WITH_CUDA, TORCH_DIR, NVCC, GPU_SHARED: see scripts/gpu-env.sh.
 set -Eeuo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
 T0=$(date +%s)
-PYTHON=${PYTHON:-python3}
-ARCHS=${ARCHS:-"90-real;90-virtual"}
-JOBS=${JOBS:-$(nproc)}
 WORK=${WORK:-/tmp/scire-gpu-check}
 LOGS=${OUT:-$WORK}/gpu-check-build
 mkdir -p "$WORK" "$LOGS"
 step() { echo "[gpu-check +$(( $(date +%s) - T0 ))s] $*"; }
+GPU_TAG=gpu-check GPU_LOGS=$LOGS
+# shellcheck source=scripts/gpu-env.sh
+source "$ROOT/scripts/gpu-env.sh"
+log() { step "$@"; }
 
-step "unpack node"
-tar -xJf vendor/node-v20.20.2-linux-x64-min.tar.xz -C "$WORK"
-NODE_PREFIX="$WORK/node-v20.20.2-linux-x64-min"
-NODE="$NODE_PREFIX/bin/node"
-"$NODE" --version
-
-step "machine"
 nvidia-smi -L || true
-TORCH=$("$PYTHON" -c 'import torch, os; print(os.path.dirname(torch.__file__))')
-"$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
-GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
-
-step "configure (LIBTORCH=$TORCH, archs $ARCHS)"
-cmake -S . -B "$WORK/build" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DNODE_INCLUDE_DIR="$NODE_PREFIX/include/node" \
-  -DLIBTORCH="$TORCH" -DSCIRE_WITH_CUDA=ON -DSCIRE_CUDA_ARCHITECTURES="$ARCHS" > "$LOGS/configure.log" 2>&1 \
-  || { tail -40 "$LOGS/configure.log"; exit 1; }
-grep -E '^-- scire' "$LOGS/configure.log"
-
-step "build (-j$JOBS)"
-cmake --build "$WORK/build" -j "$JOBS" > "$LOGS/build.log" 2>&1 || { grep -E 'error|Error' "$LOGS/build.log" | head -30; tail -20 "$LOGS/build.log"; exit 1; }
-grep -E 'Building CUDA|Linking' "$LOGS/build.log"
-ADDON=$(find "$WORK/build" -name scire.node | head -1)
+gpu_node
+gpu_torch
+gpu_addon
 
 step "checks ($ADDON)"
 cat > "$WORK/check.js" <<'JS'

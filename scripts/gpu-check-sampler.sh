@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check of the Sampler API and the scire CLI on a machine with an NVIDIA GPU and a pip
 # PyTorch with CUDA, but no Node.js and no internet. Builds scire.node with CMake against that
-# PyTorch's LibTorch (CUDA on), then:
+# PyTorch's LibTorch (CUDA on; scripts/gpu-env.sh, shared with the other GPU scripts, so a
+# session that runs several of them builds once), then:
 #   1. scire info                      (CUDA on, >= 1 GPU)
 #   2. Sampler on 'cuda' with the GMM image model vs executePlanReference (float64), and
 #      CUDA vs CPU on the same seed
@@ -9,35 +10,29 @@
 #      PNG grid, .npy equal to the CPU run within tolerance, bfloat16 vs float32
 #
 # Needs in the checkout: vendor/node-v20.20.2-linux-x64-min.tar.xz, node_modules/node-addon-api,
-# dist/ (npm run build), test/fixtures/models. Env: PYTHON [python3], ARCHS [90-real],
-# JOBS [nproc], WORK [/tmp/scire-gpu-sampler], OUT (results copied there when set),
-# FMNIST_MODEL [models/fmnist_unet.pt] (another export of the same network, with its .json).
+# dist/ (npm run build), test/fixtures/models. Env: PYTHON [python3], ARCHS [90-real;90-virtual],
+# JOBS [nproc], WORK [/tmp/scire-gpu-sampler], OUT (results written there when set),
+# FMNIST_MODEL [models/fmnist_unet.pt] (another export of the same network, with its .json),
+# NODE / ADDON (use these instead of unpacking / building), WITH_CUDA, TORCH_DIR, NVCC, GPU_SHARED:
+# see scripts/gpu-env.sh.
 set -Eeuo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
 T0=$(date +%s)
-PYTHON=${PYTHON:-python3}
-ARCHS=${ARCHS:-"90-real"}
-JOBS=${JOBS:-$(nproc)}
 WORK=${WORK:-/tmp/scire-gpu-sampler}
 RES=${OUT:-$WORK}/gpu-check-sampler
 mkdir -p "$WORK" "$RES"
 step() { echo "[gpu-sampler +$(( $(date +%s) - T0 ))s] $*"; }
+GPU_TAG=gpu-sampler GPU_LOGS=$RES
+# shellcheck source=scripts/gpu-env.sh
+source "$ROOT/scripts/gpu-env.sh"
+log() { step "$@"; }
 
-step "unpack node"
-tar -xJf vendor/node-v20.20.2-linux-x64-min.tar.xz -C "$WORK"
-NODE_PREFIX="$WORK/node-v20.20.2-linux-x64-min"
-NODE="$NODE_PREFIX/bin/node"
 nvidia-smi -L || true
-TORCH=$("$PYTHON" -c 'import torch, os; print(os.path.dirname(torch.__file__))')
-GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
-
-step "configure + build (LIBTORCH=$TORCH)"
-cmake -S . -B "$WORK/build" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DNODE_INCLUDE_DIR="$NODE_PREFIX/include/node" \
-  -DLIBTORCH="$TORCH" -DSCIRE_WITH_CUDA=ON -DSCIRE_CUDA_ARCHITECTURES="$ARCHS" > "$RES/configure.log" 2>&1 \
-  || { tail -40 "$RES/configure.log"; exit 1; }
-cmake --build "$WORK/build" -j "$JOBS" > "$RES/build.log" 2>&1 || { grep -E 'error' "$RES/build.log" | head -30; exit 1; }
-export SCIRE_NATIVE_PATH=$(find "$WORK/build" -name scire.node | head -1)
-step "addon $SCIRE_NATIVE_PATH"
+gpu_node
+gpu_torch
+gpu_addon
+export SCIRE_NATIVE_PATH="$ADDON"
 
 step "scire info"
 "$NODE" dist/cli.js info | tee "$RES/info.txt"
