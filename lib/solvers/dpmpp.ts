@@ -28,6 +28,7 @@ import type { SolverContext } from './context';
 import { emitFirstOrderDataUpdate, finishDpmPlan } from './ddim';
 import { emit, reg, scale, sub, sum } from './linear-expr';
 import { marginals, type Marginals } from './marginals';
+import { singlestepOrders } from './singlestep-orders';
 
 /** One previous evaluation: its data prediction register and where it was taken. */
 interface History {
@@ -130,34 +131,31 @@ function compileMultistep(ctx: SolverContext): Plan {
   return finishDpmPlan(ctx, { algorithm: 'dpmsolver++', timeSteps: timesteps, stepOrders });
 }
 
-/**
- * DPM-Solver's order splitting for singlestep "DPM-Solver-fast" with `steps` NFE:
- *   order 3: K = floor(steps/3) + 1 outer steps: steps % 3 == 0 -> [3,..,3, 2, 1],
- *            == 1 -> [3,..,3, 1],  == 2 -> [3,..,3, 2]
- *   order 2: steps even -> [2,..,2] (steps/2 of them); odd -> [2,..,2, 1]
- *   order 1: [1,..,1] (steps of them)
- * The orders always sum to `steps`.
- */
-export function singlestepOrders(steps: number, order: 1 | 2 | 3): number[] {
-  if (order === 3) {
-    const K = Math.floor(steps / 3) + 1;
-    if (steps % 3 === 0) return [...Array<number>(K - 2).fill(3), 2, 1];
-    if (steps % 3 === 1) return [...Array<number>(K - 1).fill(3), 1];
-    return [...Array<number>(K - 1).fill(3), 2];
-  }
-  if (order === 2) {
-    const K = Math.floor(steps / 2);
-    return steps % 2 === 0 ? Array<number>(K).fill(2) : [...Array<number>(K).fill(2), 1];
-  }
-  return Array<number>(steps).fill(1);
-}
-
 /** Registers reused by every outer singlestep update. */
 interface SinglestepRegs {
   m_s: number;
   m_s1: number;
   m_s2: number;
   x_s1: number;
+}
+
+/**
+ * The first stage of DPM-Solver++(2S) and (3S): m_s = x0(x, s), the intermediate point
+ *   x_s1 = (sigma_s1 / sigma_s) x - alpha_s1 phi_11 m_s,   phi_11 = expm1(-r1 h),
+ * and m_s1 = x0(x_s1, s1).
+ */
+function emitSinglestepFirstStage(ctx: SolverContext, regs: SinglestepRegs, s: Marginals, s1: Marginals, phi_11: number): void {
+  const x = ctx.builder.x;
+  ctx.evaluate({ src: x, inScale: 1, t: s.t, target: 'data', dst: regs.m_s });
+  emit(
+    ctx.builder,
+    regs.x_s1,
+    sum(
+      scale(s1.sigma / s.sigma, reg(x)),
+      scale(-s1.alpha * phi_11, reg(regs.m_s)),
+    ),
+  );
+  ctx.evaluate({ src: regs.x_s1, inScale: 1, t: s1.t, target: 'data', dst: regs.m_s1 });
 }
 
 /**
@@ -173,16 +171,7 @@ function emitSinglestepSecond(ctx: SolverContext, regs: SinglestepRegs, s: Margi
   const phi_11 = Math.expm1(-r1 * h);
   const phi_1 = Math.expm1(-h);
 
-  ctx.evaluate({ src: x, inScale: 1, t: s.t, target: 'data', dst: regs.m_s });
-  emit(
-    b,
-    regs.x_s1,
-    sum(
-      scale(s1.sigma / s.sigma, reg(x)),
-      scale(-s1.alpha * phi_11, reg(regs.m_s)),
-    ),
-  );
-  ctx.evaluate({ src: regs.x_s1, inScale: 1, t: s1.t, target: 'data', dst: regs.m_s1 });
+  emitSinglestepFirstStage(ctx, regs, s, s1, phi_11);
   emit(
     b,
     x,
@@ -213,16 +202,7 @@ function emitSinglestepThird(ctx: SolverContext, regs: SinglestepRegs, s: Margin
   const phi_22 = Math.expm1(-r2 * h) / (r2 * h) + 1;
   const phi_2 = phi_1 / h + 1;
 
-  ctx.evaluate({ src: x, inScale: 1, t: s.t, target: 'data', dst: regs.m_s });
-  emit(
-    b,
-    regs.x_s1,
-    sum(
-      scale(s1.sigma / s.sigma, reg(x)),
-      scale(-s1.alpha * phi_11, reg(regs.m_s)),
-    ),
-  );
-  ctx.evaluate({ src: regs.x_s1, inScale: 1, t: s1.t, target: 'data', dst: regs.m_s1 });
+  emitSinglestepFirstStage(ctx, regs, s, s1, phi_11);
   // x_s2 reuses the x_s1 register: x_s1 is not needed once m_s1 is known.
   const x_s2 = regs.x_s1;
   emit(

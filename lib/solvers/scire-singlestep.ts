@@ -30,21 +30,10 @@
 import { seriesPhi, singlestepPhi } from './phi';
 import type { SolverContext } from './context';
 import type { ScireVariable } from './scire-variable';
+import { singlestepOrders } from './singlestep-orders';
 
 /** The official get_orders_and_timesteps_for_singlestep_solver order list (sums to steps). */
-export function agileOrders(steps: number, order: number): number[] {
-  if (order === 3) {
-    const K = Math.floor(steps / 3) + 1;
-    if (steps % 3 === 0) return [...Array<number>(K - 2).fill(3), 2, 1];
-    if (steps % 3 === 1) return [...Array<number>(K - 1).fill(3), 1];
-    return [...Array<number>(K - 1).fill(3), 2];
-  }
-  if (order === 2) {
-    const K = Math.floor(steps / 2);
-    return steps % 2 === 0 ? Array<number>(K).fill(2) : [...Array<number>(K).fill(2), 1];
-  }
-  return Array<number>(steps).fill(1);
-}
+export { singlestepOrders as agileOrders };
 
 /** Outer times and per-step orders of a singlestep solve. */
 export function singlestepPlan(ctx: SolverContext): { outer: number[]; orders: number[] } {
@@ -53,7 +42,7 @@ export function singlestepPlan(ctx: SolverContext): { outer: number[]; orders: n
     const K = Math.floor(steps / order);
     return { outer: ctx.timeSteps(K), orders: Array<number>(K).fill(order) };
   }
-  const orders = agileOrders(steps, order);
+  const orders = singlestepOrders(steps, order);
   const grid = ctx.timeSteps(steps);
   const outer = [grid[0]];
   let sum = 0;
