@@ -20,6 +20,7 @@ import type { CompileOptions } from '../lib/options';
 import { executePlanReference } from '../lib/reference';
 import { GaussianMixtureNoiseModel, type GmmParams } from '../lib/testing/gmm';
 import { FIXTURES, flatten, goldenSchedule, loadGolden } from './support/golden';
+import { diffToReference, expectEvalTimes } from './support/golden-checks';
 
 interface DpmCase {
   id: string;
@@ -79,21 +80,9 @@ function checkCases(label: string, cases: DpmCase[], xT: number[], shape: number
     expect(plan.nfe).toBe(c.nfe);
     const res = executePlanReference(plan, { x: xT, shape, model: gmmFor(c.schedule).asModel() });
     expect(res.nfe).toBe(c.nfe);
-    expect(res.evalTimes.length).toBe(c.model_t_input.length);
-    for (let i = 0; i < c.model_t_input.length; i++) {
-      const dt = Math.abs(res.evalTimes[i] - c.model_t_input[i]);
-      worstTime = Math.max(worstTime, dt);
-      expect(dt).toBeLessThanOrEqual(1e-9);
-    }
-    const ref = flatten(c.x0);
-    expect(res.x.length).toBe(ref.length);
-    let maxDiff = 0;
-    let maxRef = 0;
-    for (let i = 0; i < ref.length; i++) {
-      maxDiff = Math.max(maxDiff, Math.abs(res.x[i] - ref[i]));
-      maxRef = Math.max(maxRef, Math.abs(ref[i]));
-    }
-    const rel = maxDiff / maxRef;
+    worstTime = Math.max(worstTime, expectEvalTimes(res.evalTimes, c.model_t_input));
+    const { maxAbs, maxRef } = diffToReference(res.x, flatten(c.x0));
+    const rel = maxAbs / maxRef;
     worstRel = Math.max(worstRel, rel);
     expect(rel).toBeLessThan(1e-9);
   });

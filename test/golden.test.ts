@@ -16,6 +16,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { compilePlan } from '../lib/compile';
 import { executePlanReference } from '../lib/reference';
 import { flatten, goldenSchedule, loadGolden, loadGoldenModel, scireCaseOptions, type GoldenCase } from './support/golden';
+import { diffToReference, expectEvalTimes } from './support/golden-checks';
 
 const FILES = ['scire_discrete', 'scire_linear', 'scire_cosine', 'scire_image_discrete', 'scire_image_linear'];
 const summary: string[] = [];
@@ -51,20 +52,8 @@ for (const name of FILES) {
       expect(c.dtype).toBe('float64');
       const res = run(c);
       expect(res.nfe).toBe(c.nfe);
-      expect(res.evalTimes.length).toBe(c.model_t_input.length);
-      for (let i = 0; i < c.model_t_input.length; i++) {
-        const dt = Math.abs(res.evalTimes[i] - c.model_t_input[i]);
-        worstTime = Math.max(worstTime, dt);
-        expect(dt).toBeLessThanOrEqual(1e-9);
-      }
-      const ref = flatten(c.x0);
-      expect(res.x.length).toBe(ref.length);
-      let maxAbs = 0;
-      let maxRef = 0;
-      for (let i = 0; i < ref.length; i++) {
-        maxAbs = Math.max(maxAbs, Math.abs(res.x[i] - ref[i]));
-        maxRef = Math.max(maxRef, Math.abs(ref[i]));
-      }
+      worstTime = Math.max(worstTime, expectEvalTimes(res.evalTimes, c.model_t_input));
+      const { maxAbs, maxRef } = diffToReference(res.x, flatten(c.x0));
       const probe = c.float64_rounding_probe_max_abs ?? 0;
       const bound = 1e-9 + 1e3 * probe;
       worstAbs = Math.max(worstAbs, maxAbs);
