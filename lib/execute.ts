@@ -25,29 +25,8 @@ import {
   outOfRange,
 } from './validate';
 
-export interface ExecuteOptions {
-  /** x_T: float32, row-major, length = prod(shape). */
-  x: Float32Array;
-  /** Sample shape; shape[0] is the batch. */
-  shape: number[];
-  /** Conditioning input of a model with forward(x, t, cond); condShape[0] must equal shape[0]. */
-  cond?: Float32Array;
-  condShape?: number[];
-  /** Unconditional input for classifier-free guidance (same shape as cond); needs guidanceScale. */
-  uncond?: Float32Array;
-  /** Guidance scale g: raw = uncond + g * (cond - uncond). Valid only with uncond. */
-  guidanceScale?: number;
-  /** Called once per network evaluation (never blocks the sampling thread). */
-  onStep?: (event: NativeStepEvent) => void;
-  /** Checked between evaluations; an aborted run rejects with an Error named 'AbortError'. */
-  signal?: AbortSignal;
-  /**
-   * 'auto' (default) | true | false: run the whole plan as one CUDA graph on a CUDA device
-   * (captured on the first call for a plan and shape, replayed after). With a graph, onStep
-   * events arrive after the run and the signal is checked before it. See docs/gpu.md.
-   */
-  cudaGraph?: 'auto' | boolean;
-}
+/** The options of executePlan: those of the native execute, with an AbortSignal only (no abortHandle). */
+export type ExecuteOptions = Omit<NativeExecuteOptions, 'abortHandle'>;
 
 const OPTION_KEYS = ['x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal', 'cudaGraph'];
 

@@ -37,17 +37,20 @@ export interface NativeAbortHandle {
 }
 
 export interface NativeExecuteOptions {
-  /** x_T, float32, row-major, length = prod(shape). */
+  /** x_T: float32, row-major, length = prod(shape). */
   x: Float32Array;
+  /** Sample shape; shape[0] is the batch. */
   shape: number[];
-  /** Conditioning input for a model with forward(x, t, cond); shape condShape. */
+  /** Conditioning input of a model with forward(x, t, cond); condShape[0] must equal shape[0]. */
   cond?: Float32Array;
   condShape?: number[];
-  /** Unconditional input used for classifier-free guidance (same shape as cond). */
+  /** Unconditional input for classifier-free guidance (same shape as cond); needs guidanceScale. */
   uncond?: Float32Array;
+  /** Guidance scale g: raw = uncond + g * (cond - uncond). Valid only with uncond. */
   guidanceScale?: number;
+  /** Called once per network evaluation (never blocks the sampling thread). */
   onStep?: (ev: NativeStepEvent) => void;
-  /** Checked between evaluations; when aborted the promise rejects with name 'AbortError'. */
+  /** Checked between evaluations; an aborted run rejects with an Error named 'AbortError'. */
   signal?: AbortSignal;
   /** Alternative to `signal`: a handle from createAbortHandle(), checked the same way. */
   abortHandle?: NativeAbortHandle;
@@ -55,7 +58,8 @@ export interface NativeExecuteOptions {
    * Run the whole plan as one CUDA graph (native/cuda_graph.h). 'auto' (default): on a CUDA
    * device, falling back to op-by-op execution with timings.cudaGraphReason when the model
    * cannot be captured; true: a graph or an error; false: op by op. timings.cudaGraph says
-   * what happened: 'captured' | 'replayed' | 'eager' | 'off'.
+   * what happened: 'captured' | 'replayed' | 'eager' | 'off'. With a graph, onStep events
+   * arrive after the run and the signal is checked before it. See docs/gpu.md.
    */
   cudaGraph?: 'auto' | boolean;
 }
