@@ -37,6 +37,8 @@ const { compilePlan } = require(path.join(ROOT, 'dist/compile.js'));
 const { executePlanReference } = require(path.join(ROOT, 'dist/reference.js'));
 const { NoiseSchedule } = require(path.join(ROOT, 'dist/schedule.js'));
 const { GaussianMixtureNoiseModel } = require(path.join(ROOT, 'dist/testing/gmm.js'));
+const { randomArray } = require(path.join(ROOT, 'dist/testing/random-array.js'));
+const { toBFloat16, toFloat16 } = require(path.join(ROOT, 'dist/testing/rounding.js'));
 
 const FIX = path.join(ROOT, 'test/fixtures');
 const MODELS = path.join(FIX, 'models');
@@ -71,34 +73,6 @@ const relRms = (a, b) => {
   return Math.sqrt(num / den);
 };
 const flatten = (v) => (Array.isArray(v) ? v.flatMap(flatten) : [v]);
-function randomArray(n, seed) {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = (s / 2 ** 32) * 4 - 2;
-  }
-  return out;
-}
-function toBFloat16(v) {
-  const bits = new Uint32Array(new Float32Array([v]).buffer)[0];
-  const rounded = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
-  return new Float32Array(new Uint32Array([rounded >>> 0]).buffer)[0];
-}
-function toFloat16(v) {
-  const x = Math.fround(v);
-  if (x === 0) return x;
-  const e = Math.max(Math.floor(Math.log2(Math.abs(x))), -14);
-  const quantum = 2 ** (e - 10);
-  const q = x / quantum;
-  let r = Math.round(q);
-  if (Math.abs(q - Math.trunc(q)) === 0.5) r = 2 * Math.round(q / 2);
-  return r * quantum;
-}
 const ROUND = { float32: (v) => v, bfloat16: toBFloat16, float16: toFloat16 };
 
 // ------------------------------------------------------------------ golden configurations

@@ -15,46 +15,14 @@ import { loadModel } from '../lib/model';
 import { nativeBinding } from '../lib/native';
 import type { Plan } from '../lib/plan';
 import { executePlanReference } from '../lib/reference';
+import { randomArray } from '../lib/testing/random-array';
+import { toBFloat16, toFloat16 } from '../lib/testing/rounding';
 import { FIXTURES, goldenSchedule, loadGolden, loadGoldenModel } from './support/golden';
 import * as path from 'path';
 
 const EPS32 = 2 ** -24;
 const SIZES = [1, 3, 1023, 2 ** 20 + 7];
 const OFFSETS = [0, 1, 2, 3];
-
-/** Deterministic pseudo-random numbers in [-2, 2) (xorshift32). */
-function randomArray(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = (s / 2 ** 32) * 4 - 2;
-  }
-  return out;
-}
-
-/** Round to bfloat16 (the top 16 bits of the float32, round to nearest even). */
-function toBFloat16(v: number): number {
-  const bits = new Uint32Array(new Float32Array([v]).buffer)[0];
-  const rounded = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
-  return new Float32Array(new Uint32Array([rounded >>> 0]).buffer)[0];
-}
-
-/** Round to IEEE float16 (round to nearest even; |v| well inside the float16 range here). */
-function toFloat16(v: number): number {
-  const x = Math.fround(v);
-  if (x === 0) return x;
-  const e = Math.max(Math.floor(Math.log2(Math.abs(x))), -14);
-  const quantum = 2 ** (e - 10);
-  const q = x / quantum;
-  let r = Math.round(q);
-  if (Math.abs(q - Math.trunc(q)) === 0.5) r = 2 * Math.round(q / 2); // ties to even
-  return r * quantum;
-}
 
 function checkAgainstFormula(out: Float32Array, inputs: Float32Array[], coefs: number[], round: (v: number) => number, outUlp = 0): void {
   let worst = 0;

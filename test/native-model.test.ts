@@ -11,6 +11,7 @@ import { loadModel } from '../lib/model';
 import { nativeBinding } from '../lib/native';
 import type { NativeModel } from '../lib/native-types';
 import { randn } from '../lib/randn';
+import { toBFloat16 } from '../lib/testing/rounding';
 import { FIXTURE_MODELS, GMM_FIXTURES, relativeError } from './support/native-gmm';
 
 /** Relative error allowed between the float32 native forward and the float64 formula. */
@@ -20,13 +21,6 @@ const TIMES = [999, 700, 400, 100, 20, 1];
 const BATCH = 8;
 
 const fixture = (name: string) => path.join(FIXTURE_MODELS, name);
-
-/** Rounds a number to bfloat16 (the top 16 bits of its float32, round to nearest even). */
-function toBFloat16(v: number): number {
-  const bits = new Uint32Array(new Float32Array([v]).buffer)[0];
-  const rounded = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
-  return new Float32Array(new Uint32Array([rounded >>> 0]).buffer)[0];
-}
 
 /** Expects `promise` to reject with exactly this error class and message. */
 async function expectRejection(promise: Promise<unknown>, cls: ErrorConstructor, message: string | RegExp): Promise<void> {
