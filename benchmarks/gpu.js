@@ -121,29 +121,7 @@ async function timeIt(fn, reps) {
 }
 
 // ------------------------------------------------------------------ golden configurations
-const SKIP = { NSR: 'nsr', time_uniform: 'time_uniform', time_quadratic: 'time_quadratic', logSNR: 'logsnr' };
-
-function goldenSchedule(kind) {
-  if (kind === 'discrete') return lib.NoiseSchedule.discrete({ kind: 'linear', N: 1000, betaStart: 1e-4, betaEnd: 0.02 });
-  if (kind === 'linear') return lib.NoiseSchedule.linear({ beta0: 0.1, beta1: 20 });
-  return lib.NoiseSchedule.cosine();
-}
-
-function scireOptions(schedule, c) {
-  return {
-    schedule,
-    solver: 'scire',
-    algorithm: c.algorithm_type === 'scire_v1' ? 'v1' : 'v2',
-    method: c.method,
-    order: c.order,
-    steps: c.steps,
-    skip: SKIP[c.skip_type],
-    denoiseToZero: c.denoise_to_zero,
-    lowerOrderFinal: c.lower_order_final,
-    ...(c.t_start === null ? {} : { tStart: c.t_start }),
-    ...(c.t_end === null ? {} : { tEnd: c.t_end }),
-  };
-}
+const { goldenCaseOptions, goldenSchedule } = require(path.resolve(args.dist || path.join(root, 'dist'), 'testing', 'golden-cases.js'));
 
 async function goldenChecks(device) {
   const dir = path.join(root, 'test', 'fixtures', 'golden');
@@ -174,12 +152,12 @@ async function goldenChecks(device) {
     const x = Float32Array.from(flatten(g.x_T));
     // TorchScript's profiling executor optimises a module after its first calls (possibly
     // fusing ops into new kernels): settle it before any run that is compared bit for bit.
-    const settle = lib.compilePlan(scireOptions(schedule, g.cases.find(keep)));
+    const settle = lib.compilePlan(goldenCaseOptions(g.cases.find(keep), schedule));
     for (let i = 0; i < 2; i++) await model.execute(settle, { x, shape: g.x_T_shape, cudaGraph: false });
     for (const c of g.cases.filter(keep)) {
       let plan;
       try {
-        plan = lib.compilePlan(scireOptions(schedule, c));
+        plan = lib.compilePlan(goldenCaseOptions(c, schedule));
       } catch (e) {
         log(`golden: ${c.id} does not compile here (${e.message}), skipped`);
         continue;

@@ -44,7 +44,7 @@ copy_out() {
 die() { log "FAILED: $*"; copy_out; exit 1; }
 trap 'rc=$?; log "FAILED (rc=$rc) at line $LINENO: $BASH_COMMAND"; copy_out; exit $rc' ERR
 
-for f in dist/index.js node_modules/node-addon-api/napi.h models/ddpm_cifar10_unet.py benchmarks/gpu.js; do
+for f in dist/index.js dist/testing/golden-cases.js node_modules/node-addon-api/napi.h models/ddpm_cifar10_unet.py benchmarks/gpu.js; do
   [[ -e "$f" ]] || die "missing $f (carry it: see the header of this script)"
 done
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/[gpu.sh] gpu: /' || true

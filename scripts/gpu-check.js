@@ -35,10 +35,10 @@ const DEVICE = process.env.DEVICE || 'cuda';
 const binding = require(path.resolve(ADDON));
 const { compilePlan } = require(path.join(ROOT, 'dist/compile.js'));
 const { executePlanReference } = require(path.join(ROOT, 'dist/reference.js'));
-const { NoiseSchedule } = require(path.join(ROOT, 'dist/schedule.js'));
 const { GaussianMixtureNoiseModel } = require(path.join(ROOT, 'dist/testing/gmm.js'));
 const { randomArray } = require(path.join(ROOT, 'dist/testing/random-array.js'));
 const { toBFloat16, toFloat16 } = require(path.join(ROOT, 'dist/testing/rounding.js'));
+const { goldenCaseOptions, goldenSchedule } = require(path.join(ROOT, 'dist/testing/golden-cases.js'));
 
 const FIX = path.join(ROOT, 'test/fixtures');
 const MODELS = path.join(FIX, 'models');
@@ -76,39 +76,6 @@ const flatten = (v) => (Array.isArray(v) ? v.flatMap(flatten) : [v]);
 const ROUND = { float32: (v) => v, bfloat16: toBFloat16, float16: toFloat16 };
 
 // ------------------------------------------------------------------ golden configurations
-function schedule(kind) {
-  if (kind === 'discrete') return NoiseSchedule.discrete({ kind: 'linear', N: 1000, betaStart: 1e-4, betaEnd: 0.02 });
-  if (kind === 'linear') return NoiseSchedule.linear({ beta0: 0.1, beta1: 20 });
-  return NoiseSchedule.cosine();
-}
-const SKIP = { NSR: 'nsr', time_uniform: 'time_uniform', time_quadratic: 'time_quadratic', logSNR: 'logsnr' };
-const DPM_METHOD = { multistep: 'multistep', singlestep: 'singlestep_agile', singlestep_fixed: 'singlestep_fixed' };
-function caseOptions(c) {
-  const common = {
-    schedule: schedule(c.schedule),
-    order: c.order,
-    steps: c.steps,
-    skip: SKIP[c.skip_type],
-    denoiseToZero: c.denoise_to_zero,
-    lowerOrderFinal: c.lower_order_final,
-  };
-  if (c.solver === 'scire') {
-    return {
-      ...common,
-      solver: 'scire',
-      algorithm: c.algorithm_type === 'scire_v1' ? 'v1' : 'v2',
-      method: c.method,
-      ...(c.t_start == null ? {} : { tStart: c.t_start }),
-      ...(c.t_end == null ? {} : { tEnd: c.t_end }),
-    };
-  }
-  return {
-    ...common,
-    solver: c.algorithm_type === 'dpmsolver' ? 'ddim' : 'dpmpp',
-    method: DPM_METHOD[c.method],
-    ...(c.thresholding ? { thresholding: c.thresholding } : {}),
-  };
-}
 function goldenGroups() {
   const groups = [];
   const load = (name) => JSON.parse(fs.readFileSync(path.join(FIX, 'golden', `${name}.json`), 'utf8'));
@@ -194,7 +161,7 @@ async function main() {
       let worstCpu = 0;
       let conditioned = 0;
       for (const c of group.cases) {
-        const plan = compilePlan(caseOptions(c));
+        const plan = compilePlan(goldenCaseOptions(c));
         const ref = executePlanReference(plan, { x: Float64Array.from(x), shape: group.shape, model: formula });
         const res = await dev.execute(plan, { x, shape: group.shape, ...EAGER });
         if (res.nfe !== plan.nfe) throw new Error(`${c.id}: nfe ${res.nfe} != ${plan.nfe}`);
@@ -225,7 +192,7 @@ async function main() {
   console.log('\n[dtype] 16-bit model dtypes');
   const shape = [8, 16];
   const x = Float32Array.from(randomArray(128, 5));
-  const plan = compilePlan({ schedule: schedule('discrete'), steps: 12 });
+  const plan = compilePlan({ schedule: goldenSchedule('discrete'), steps: 12 });
   // Debian's CPU LibTorch 1.13 lacks float16 kernels for these ops: the dry run skips them.
   const cpuDryRun = DEVICE === 'cpu';
   for (const dtype of cpuDryRun ? ['bfloat16'] : ['bfloat16', 'float16']) {
@@ -263,7 +230,7 @@ async function main() {
   await guard('abort', async () => {
     const slow = await binding.loadModel(path.join(MODELS, 'slow_model.pt'), { device: DEVICE });
     // 200 evaluations: long enough on a GPU too for the abort to land mid-run
-    const long = compilePlan({ schedule: schedule('discrete'), steps: 200 });
+    const long = compilePlan({ schedule: goldenSchedule('discrete'), steps: 200 });
     const controller = new AbortController();
     let seen = 0;
     let err;
@@ -301,7 +268,7 @@ async function main() {
     const cond = Float32Array.from({ length: B * C }, (_, i) => Math.sin(1.3 * (i + 1)));
     const uncond = new Float32Array(B * C);
     const m = await binding.loadModel(path.join(MODELS, 'cfg_model.pt'), { device: DEVICE });
-    const p = compilePlan({ schedule: schedule('discrete'), steps: 10 });
+    const p = compilePlan({ schedule: goldenSchedule('discrete'), steps: 10 });
     let worst = 0;
     for (const g of [0, 1, 3.5]) {
       const ref = executePlanReference(p, { x: Float64Array.from(xs), shape: [B, D], model: (xin, _s, t) => { const u = f(xin, t, uncond); const c = f(xin, t, cond); return u.map((v, i) => v + g * (c[i] - v)); } });

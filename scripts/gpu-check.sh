@@ -48,7 +48,7 @@ trap 'rc=$?; printf "\n[gpu-check] FAILED (rc=%s) at line %s: %s\n" "$rc" "$LINE
 
 # ------------------------------------------------------------------ inputs and machine
 for f in CMakeLists.txt native/executor.cc native/kernels/lincomb_cuda.cu scripts/gpu-check.js benchmarks/kernels.mjs \
-         dist/compile.js dist/reference.js dist/native.js dist/testing/gmm.js dist/testing/rounding.js dist/testing/random-array.js \
+         dist/compile.js dist/reference.js dist/native.js dist/testing/gmm.js dist/testing/rounding.js dist/testing/random-array.js dist/testing/golden-cases.js \
          node_modules/node-addon-api/napi.h \
          test/fixtures/models/gmm_D16_discrete.pt test/fixtures/models/cfg_model.pt test/fixtures/models/slow_model.pt \
          test/fixtures/golden/scire_discrete.json test/fixtures/dpmsolver_extra.json; do

@@ -21,6 +21,7 @@ import { executePlanReference } from '../lib/reference';
 import { GaussianMixtureNoiseModel, type GmmParams } from '../lib/testing/gmm';
 import { FIXTURES, flatten, goldenSchedule, loadGolden } from './support/golden';
 import { diffToReference, expectEvalTimes } from './support/golden-checks';
+import { goldenCaseOptions } from '../lib/testing/golden-cases';
 
 interface DpmCase {
   id: string;
@@ -38,24 +39,10 @@ interface DpmCase {
   x0: unknown[];
 }
 
-const SKIP = { logSNR: 'logsnr', time_uniform: 'time_uniform', time_quadratic: 'time_quadratic' } as const;
-const METHOD = { multistep: 'multistep', singlestep: 'singlestep_agile', singlestep_fixed: 'singlestep_fixed' } as const;
-
 /** compilePlan options of an official DPM-Solver call: 'dpmsolver' order 1 is DDIM. */
 function dpmCaseOptions(c: DpmCase): CompileOptions {
-  const ddim = c.algorithm_type === 'dpmsolver';
-  if (ddim) expect(c.order).toBe(1);
-  return {
-    schedule: goldenSchedule(c.schedule),
-    solver: ddim ? 'ddim' : 'dpmpp',
-    method: METHOD[c.method],
-    order: c.order,
-    steps: c.steps,
-    skip: SKIP[c.skip_type],
-    denoiseToZero: c.denoise_to_zero,
-    lowerOrderFinal: c.lower_order_final,
-    ...(c.thresholding ? { thresholding: c.thresholding } : {}),
-  };
+  if (c.algorithm_type === 'dpmsolver') expect(c.order).toBe(1);
+  return goldenCaseOptions(c);
 }
 
 const models = new Map<string, GaussianMixtureNoiseModel>();

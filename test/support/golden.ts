@@ -5,8 +5,11 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import type { CompileOptions } from '../../lib/options';
-import { NoiseSchedule } from '../../lib/schedule';
+import type { NoiseSchedule } from '../../lib/schedule';
 import { GaussianMixtureNoiseModel, type GmmParams } from '../../lib/testing/gmm';
+import { goldenCaseOptions } from '../../lib/testing/golden-cases';
+
+export { goldenSchedule } from '../../lib/testing/golden-cases';
 
 export const FIXTURES = join(__dirname, '..', 'fixtures');
 
@@ -60,38 +63,7 @@ export function flatten(v: unknown): number[] {
   return Array.isArray(v) ? v.flatMap((e) => flatten(e)) : [v as number];
 }
 
-/** The schedule the official generator used for a golden file (float64 tables). */
-export function goldenSchedule(kind: 'discrete' | 'linear' | 'cosine'): NoiseSchedule {
-  switch (kind) {
-    case 'discrete':
-      return NoiseSchedule.discrete({ kind: 'linear', N: 1000, betaStart: 1e-4, betaEnd: 0.02 });
-    case 'linear':
-      return NoiseSchedule.linear({ beta0: 0.1, beta1: 20 });
-    case 'cosine':
-      return NoiseSchedule.cosine();
-  }
-}
-
-const SKIP: Record<string, CompileOptions['skip']> = {
-  NSR: 'nsr',
-  time_uniform: 'time_uniform',
-  time_quadratic: 'time_quadratic',
-  logSNR: 'logsnr',
-};
-
 /** compilePlan options of a SciRE golden case. */
 export function scireCaseOptions(schedule: NoiseSchedule, c: GoldenCase): CompileOptions {
-  return {
-    schedule,
-    solver: 'scire',
-    algorithm: c.algorithm_type === 'scire_v1' ? 'v1' : 'v2',
-    method: c.method as CompileOptions['method'],
-    order: c.order,
-    steps: c.steps,
-    skip: SKIP[c.skip_type],
-    denoiseToZero: c.denoise_to_zero,
-    lowerOrderFinal: c.lower_order_final,
-    ...(c.t_start === null ? {} : { tStart: c.t_start }),
-    ...(c.t_end === null ? {} : { tEnd: c.t_end }),
-  };
+  return goldenCaseOptions(c, schedule);
 }
