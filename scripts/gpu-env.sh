@@ -106,6 +106,16 @@ gpu_configure() {
 
 gpu_build() {
   [[ -f "$ROOT/node_modules/node-addon-api/napi.h" ]] || gpu_fail "missing node_modules/node-addon-api (carry it)"
+  # Scripts started side by side wait for each other's build instead of building in the same folder.
+  if command -v flock >/dev/null; then
+    exec 9>"$GPU_SHARED/build.lock"
+    flock 9
+  fi
+  gpu_configure_and_build
+  if command -v flock >/dev/null; then exec 9>&-; fi
+}
+
+gpu_configure_and_build() {
   # The options that need a fresh configure; the sources are left to the incremental build.
   local key stamp="$GPU_BUILD/.scire-gpu-options"
   key="$ROOT|$WITH_CUDA|$ARCHS|${TORCH_DIR:-}|${NVCC:-}|$NODE_INCLUDE|$PYTHON"
