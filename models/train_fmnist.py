@@ -62,13 +62,21 @@ class TimeEmbedding(nn.Module):
     def __init__(self, base_dim: int, out_dim: int):
         super().__init__()
         half = base_dim // 2
+        self.half = half
         freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+        # Kept in the state dict; forward uses only its dtype, which follows the module's
+        # (module.to(torch.bfloat16) casts it), to hand the MLP an input of its own dtype.
         self.register_buffer('freqs', freqs)
         self.mlp = nn.Sequential(nn.Linear(base_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        angles = t.float().unsqueeze(1) * self.freqs.unsqueeze(0)
-        return self.mlp(torch.cat([torch.sin(angles), torch.cos(angles)], dim=1))
+        # The frequencies and angles are computed in float32 whatever the module's dtype: with
+        # t up to 999, a bfloat16 frequency would move an angle by radians.
+        freqs = torch.exp(torch.arange(self.half, dtype=torch.float32, device=t.device)
+                          * (-math.log(10000.0) / self.half))
+        angles = t.float().unsqueeze(1) * freqs.unsqueeze(0)
+        emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+        return self.mlp(emb.to(self.freqs.dtype))
 
 
 class ResBlock(nn.Module):
@@ -216,20 +224,32 @@ class NoisePredictor(nn.Module):
         super().__init__()
         self.net = net
         self.register_buffer('log_alpha_bar', torch.log(alphas_cumprod()).float())
+        # Module attributes (TorchScript cannot read module globals) for float32_log_alpha_bar.
+        self.beta_start, self.beta_end, self.num_steps = BETA_START, BETA_END, NUM_STEPS
+
+    def float32_log_alpha_bar(self, device: torch.device) -> torch.Tensor:
+        """log alpha_bar in float32, recomputed: used when the module was cast to a 16-bit dtype."""
+        betas = torch.linspace(self.beta_start, self.beta_end, self.num_steps, dtype=torch.float64, device=device)
+        return torch.log(torch.cumprod(1.0 - betas, dim=0)).float()
 
     def coefficients(self, t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        n = self.log_alpha_bar.shape[0]
+        # In float32 whatever the module's dtype (a bfloat16 table would move alpha by ~2 %).
+        table = self.log_alpha_bar.float()
+        if table.dtype != self.log_alpha_bar.dtype:
+            table = self.float32_log_alpha_bar(t.device)
+        n = table.shape[0]
         t = t.float().clamp(0.0, float(n - 1))
         lower = t.floor().long().clamp(max=n - 2)
         w = t - lower.float()
-        log_ab = (1.0 - w) * self.log_alpha_bar[lower] + w * self.log_alpha_bar[lower + 1]
+        log_ab = (1.0 - w) * table[lower] + w * table[lower + 1]
         a = torch.exp(0.5 * log_ab).view(-1, 1, 1, 1)
         s = torch.sqrt(-torch.expm1(log_ab)).view(-1, 1, 1, 1)
         return a, s
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         a, s = self.coefficients(t)
-        return a * self.net(x, t) + s * x
+        # eps in x's dtype (a, s are float32: without the cast a bfloat16 model returned float32)
+        return (a * self.net(x, t) + s * x).to(x.dtype)
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -237,6 +257,7 @@ class NoisePredictor(nn.Module):
 def alphas_cumprod() -> torch.Tensor:
     betas = torch.linspace(BETA_START, BETA_END, NUM_STEPS, dtype=torch.float64)
     return torch.cumprod(1.0 - betas, dim=0)
+
 
 
 # ----------------------------------------------------------------------------- training
