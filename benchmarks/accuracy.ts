@@ -20,7 +20,7 @@ import { join } from 'path';
 import { runFmnistAccuracy } from './support/fmnist-accuracy';
 import { runGmmAccuracy } from './support/gmm-accuracy';
 import { fixed, parseArgs, sci, table } from './support/markdown';
-import { errorChart, errorTable, familyTable, scireVsBaselines } from './support/report';
+import { errorChart, errorSections, errorTable, scireVsBaselines } from './support/report';
 import { NFE_GRID, fmnistGrid, fullGrid, gridByNames } from './support/solver-grid';
 
 const CHART_ROWS = [
@@ -68,13 +68,7 @@ async function main(): Promise<void> {
       '',
       '## RMS error of x_0 vs the fine solution',
       '',
-      errorTable(res.rows, nfes),
-      '',
-      '## Best per family',
-      '',
-      familyTable(res.rows, nfes),
-      '',
-      scireVsBaselines(res.rows, nfes),
+      ...errorSections(res.rows, nfes),
       '',
       '## Median over the samples of the per-sample RMS error',
       '',
@@ -140,13 +134,7 @@ async function main(): Promise<void> {
       'levels are not resolved. Error: RMS over all pixels (data range [-1, 1]). NFE in parentheses: actual NFE',
       'of singlestep_fixed where it differs from the target. **Bold**: best in the column.',
       '',
-      errorTable(res.rows, nfes),
-      '',
-      '## Best per family',
-      '',
-      familyTable(res.rows, nfes),
-      '',
-      scireVsBaselines(res.rows, nfes),
+      ...errorSections(res.rows, nfes),
       '',
     ].join('\n');
     writeFileSync(join(outDir, `accuracy-fmnist${tag}.md`), md);

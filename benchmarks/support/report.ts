@@ -60,3 +60,8 @@ export function errorChart(rows: ErrorRow[], title: string, yLabel: string): str
   }));
   return logLogChart(series, { title, xLabel: 'NFE (network evaluations)', yLabel });
 }
+
+/** The error table, the best solver per family and SciRE vs the baselines, as markdown lines. */
+export function errorSections(rows: ErrorRow[], nfes: number[]): string[] {
+  return [errorTable(rows, nfes), '', '## Best per family', '', familyTable(rows, nfes), '', scireVsBaselines(rows, nfes)];
+}
