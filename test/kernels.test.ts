@@ -172,3 +172,39 @@ describe('in-place updates inside a plan', () => {
     model.dispose();
   });
 });
+
+describe('lincomb streaming path (out of place, traffic above 8 MiB: non-temporal AVX2 stores)', () => {
+  // n = 2^21 + 5 floats (8 MiB per tensor) puts every term count above the kernel's 8 MiB
+  // streaming threshold; offsets 1 and 3 misalign the destination, so each chunk has a scalar
+  // head before the 32-byte aligned vector body and a scalar tail. The streaming loop must round
+  // exactly like the scalar loop: c_0 x_0, then + c_k x_k for k = 1..K-1, each product and sum
+  // rounded to float32 (coefficients are float32), no FMA. So the check is bit-equality.
+  const binding = nativeBinding();
+  const n = 2 ** 21 + 5;
+  const inputs = [0, 1, 2, 3].map((k) => randomArray(n, 101 + 13 * k));
+  for (const offset of [1, 3]) {
+    it(`n = ${n}, offset ${offset} elements, 1 to 4 terms: bit-identical to the float32 formula`, () => {
+      for (let terms = 1; terms <= 4; terms++) {
+        const cs = COEFS.slice(0, terms).map((c) => Math.fround(c));
+        const out = binding.lincomb(inputs.slice(0, terms), COEFS.slice(0, terms), { device: 'cpu', offset });
+        const want = new Float32Array(n);
+        for (let i = 0; i < n; i++) {
+          let v = Math.fround(cs[0] * inputs[0][i]);
+          for (let k = 1; k < terms; k++) v = Math.fround(v + Math.fround(cs[k] * inputs[k][i]));
+          want[i] = v;
+        }
+        const got = new Uint32Array(out.buffer, out.byteOffset, n);
+        const ref = new Uint32Array(want.buffer);
+        let mismatches = 0;
+        let first = -1;
+        for (let i = 0; i < n; i++) {
+          if (got[i] !== ref[i]) {
+            mismatches++;
+            if (first < 0) first = i;
+          }
+        }
+        expect(mismatches, `${terms} terms: first mismatch at ${first}: got ${out[first]}, want ${want[first]}`).toBe(0);
+      }
+    });
+  }
+});

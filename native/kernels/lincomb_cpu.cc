@@ -4,6 +4,8 @@
 // Vectorisation. The all-float32 layout (every lincomb op) is a plain elementwise loop over
 // __restrict__ sources (see RunFloat for how an in-place update keeps that valid), built
 // twice: for the default target (16-byte SSE vectors) and for AVX2, picked at run time.
+// Out of place with traffic above kStreamBytes, the AVX2 build instead runs an intrinsics
+// loop with non-temporal stores (FloatStreamAvx2; bit-identical results).
 // The 16-bit layouts (the eval input cast and output conversion) work on blocks of kBlock
 // elements: every source block is folded into a local accumulator, then stored; all loads
 // of a block come before its stores, so those loops vectorise without alias checks too.
@@ -15,7 +17,11 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
 
 namespace scire {
 namespace kernels {
@@ -102,9 +108,62 @@ bool HasAvx2() {
   static const bool yes = __builtin_cpu_supports("avx2");
   return yes;
 }
+
+// Out of place and far above the last-level cache, an ordinary store first reads the
+// destination line (read-for-ownership), so the pass would move K + 2 tensor sizes instead
+// of K + 1. This variant writes d with non-temporal stores (_mm256_stream_ps) once d is
+// 32-byte aligned (scalar head and tail through FloatRange), then fences the chunk's
+// streamed stores (_mm_sfence) before the worker returns. The vector body multiplies and
+// adds in the scalar loop's order (c0*s0 + c1*s1 + ..., one rounding each, no FMA), so the
+// result is bit-identical to FloatRange's. Only for kSelf == false (d is no source).
+template <int N>
+__attribute__((target("avx2"))) void FloatStreamAvx2(float* d, const float* const* s, const float* c, float,
+                                                     std::int64_t b, std::int64_t e) {
+  const float* __restrict__ s0 = s[0];
+  const float* __restrict__ s1 = s[1];
+  const float* __restrict__ s2 = s[2];
+  const float* __restrict__ s3 = s[3];
+  std::int64_t i = b;
+  const std::int64_t misaligned = static_cast<std::int64_t>((reinterpret_cast<std::uintptr_t>(d + i) & 31) / 4);
+  const std::int64_t head = std::min(e, i + (misaligned == 0 ? 0 : 8 - misaligned));
+  FloatRange<N, false>(d, s0, s1, s2, s3, c, 0.f, i, head);
+  i = head;
+  const __m256 c0 = _mm256_set1_ps(c[0]), c1 = _mm256_set1_ps(c[1]);
+  const __m256 c2 = _mm256_set1_ps(c[2]), c3 = _mm256_set1_ps(c[3]);
+  for (; i + 8 <= e; i += 8) {
+    __m256 v = _mm256_mul_ps(c0, _mm256_loadu_ps(s0 + i));
+    if (N > 1) v = _mm256_add_ps(v, _mm256_mul_ps(c1, _mm256_loadu_ps(s1 + i)));
+    if (N > 2) v = _mm256_add_ps(v, _mm256_mul_ps(c2, _mm256_loadu_ps(s2 + i)));
+    if (N > 3) v = _mm256_add_ps(v, _mm256_mul_ps(c3, _mm256_loadu_ps(s3 + i)));
+    _mm256_stream_ps(d + i, v);
+  }
+  FloatRange<N, false>(d, s0, s1, s2, s3, c, 0.f, i, e);
+  _mm_sfence();
+}
 #endif
 
 using FloatRangeFn = void (*)(float*, const float* const*, const float*, float, std::int64_t, std::int64_t);
+
+// Streaming pays off once the pass's traffic clearly exceeds the last-level cache; below
+// that, d is likely still cached (and read next), so ordinary stores are kept.
+constexpr std::int64_t kStreamBytes = 8 << 20;  // (K + 1) * n * 4 bytes moved by one pass
+
+// The streaming variant for n sources out of place, or nullptr where there is none.
+FloatRangeFn StreamFloatRangeFor(int n, const float* d, std::int64_t elements) {
+#ifdef SCIRE_LINCOMB_AVX2
+  if (!HasAvx2() || (reinterpret_cast<std::uintptr_t>(d) & 3) != 0) return nullptr;
+  if (static_cast<std::int64_t>(n + 1) * elements * 4 < kStreamBytes) return nullptr;
+  switch (n) {
+    case 1: return &FloatStreamAvx2<1>;
+    case 2: return &FloatStreamAvx2<2>;
+    case 3: return &FloatStreamAvx2<3>;
+    case 4: return &FloatStreamAvx2<4>;
+  }
+#else
+  (void)n, (void)d, (void)elements;
+#endif
+  return nullptr;
+}
 
 template <int N, bool kSelf>
 FloatRangeFn PickFloatRange() {
@@ -141,7 +200,8 @@ void RunFloat(const LincombJob& job) {
       c[n++] = job.coef[k];
     }
   }
-  const FloatRangeFn fn = FloatRangeFor(n, self);
+  const FloatRangeFn stream = self ? nullptr : StreamFloatRangeFor(n, d, job.n);
+  const FloatRangeFn fn = stream ? stream : FloatRangeFor(n, self);
   at::parallel_for(0, job.n, kGrain, [&](std::int64_t begin, std::int64_t end) { fn(d, s, c, cSelf, begin, end); });
 }
 
