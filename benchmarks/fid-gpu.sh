@@ -14,7 +14,7 @@
 #       whole solver grid on the UNet, batch 64, fine solution at 500 NFE, ACCURACY=0 skips it;
 #       full/fid.*: FD on the whole grid, as far as the deadline allows) or $WORK/results (WORK defaults to /tmp/scire-fid-gpu).
 #
-# Environment: PYTHON [python3]  ARCHS [90-real]  JOBS [nproc]  SAMPLES [2000]  NFES [5,6,8,10,12,15,20,50] (FD)
+# Environment: PYTHON [python3]  ARCHS [90-real;90-virtual]  JOBS [nproc]  NODE, ADDON, WITH_CUDA, TORCH_DIR, NVCC: scripts/gpu-env.sh  SAMPLES [2000]  NFES [5,6,8,10,12,15,20,50] (FD)
 #              SOLVERS [main grid, then all]  CHUNK [2000]  MODEL [models/fmnist_unet.pt]  DEADLINE [300]
 set -Eeuo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,51 +37,23 @@ fi
 [[ "${1:-}" == "run" ]] || { echo "usage: bash benchmarks/fid-gpu.sh prepare|run" >&2; exit 2; }
 
 PYTHON=${PYTHON:-python3}
-ARCHS=${ARCHS:-90-real}
 JOBS=${JOBS:-$(nproc)}
 WORK="${WORK:-/tmp/scire-fid-gpu}"
 RESULTS=${OUT:-$WORK/results}
 mkdir -p "$WORK" "$RESULTS"
 MODEL=${MODEL:-$ROOT/models/fmnist_unet.pt}
-for f in "$TMP/node.tar.xz" "$TMP/js/benchmarks/fid.js" "$TMP/fid-ref.pt" node_modules/node-addon-api/napi.h "$MODEL" models/fmnist_classifier.pt; do
+for f in "$TMP/js/benchmarks/fid.js" "$TMP/fid-ref.pt" node_modules/node-addon-api/napi.h "$MODEL" models/fmnist_classifier.pt; do
   [[ -e "$f" ]] || { echo "missing $f (run 'prepare' here and carry it)" >&2; exit 1; }
 done
 
-mkdir -p "$WORK/node"
-tar -xJf "$TMP/node.tar.xz" -C "$WORK/node" --strip-components=1
-NODE="$WORK/node/bin/node"
-log "node $("$NODE" -v)"
-
-read -r TORCH_VERSION TORCH_PKG <<<"$("$PYTHON" -c 'import torch,os;print(torch.__version__, os.path.dirname(torch.__file__))')"
-NVCC=${NVCC:-$(command -v nvcc || true)}
-for c in /usr/local/cuda/bin/nvcc "$TORCH_PKG"/../nvidia/cu*/bin/nvcc; do [[ -z "$NVCC" && -x "$c" ]] && NVCC=$c; done
-[[ -n "$NVCC" ]] || { echo "nvcc not found" >&2; exit 1; }
-CUDA_ROOT=$(cd "$(dirname "$(readlink -f "$NVCC")")/.." && pwd -P)
-export CUDACXX="$NVCC" CUDA_HOME="$CUDA_ROOT" PATH="$CUDA_ROOT/bin:$PATH"
-log "torch $TORCH_VERSION at $TORCH_PKG; nvcc $NVCC"
-
-GEN="Unix Makefiles"; command -v ninja >/dev/null && GEN=Ninja
-configure() {
-  cmake -S "$ROOT" -B "$WORK/build" -G "$GEN" -DCMAKE_BUILD_TYPE=Release -DLIBTORCH="$TORCH_PKG" \
-    -DSCIRE_WITH_CUDA=ON -DSCIRE_CUDA_ARCHITECTURES="$ARCHS" -DCMAKE_CUDA_COMPILER="$NVCC" -DCUDAToolkit_ROOT="$CUDA_ROOT" \
-    -DNODE_INCLUDE_DIR="$WORK/node/include/node" -DNODE_ADDON_API_DIR="$ROOT/node_modules/node-addon-api" "$@" \
-    >"$WORK/configure.log" 2>&1
-}
-# Known retries: old cmake_minimum_required in a dependency's config, a host compiler newer than nvcc accepts.
-if ! configure; then
-  rm -rf "$WORK/build"
-  if grep -q "Compatibility with CMake < 3.5" "$WORK/configure.log"; then configure -DCMAKE_POLICY_VERSION_MINIMUM=3.5
-  elif grep -qi "unsupported .* version" "$WORK/configure.log"; then export CUDAFLAGS="${CUDAFLAGS:-} -allow-unsupported-compiler"; configure
-  else false; fi || { tail -30 "$WORK/configure.log"; exit 1; }
-fi
-cmake --build "$WORK/build" --parallel "$JOBS" >"$WORK/build.log" 2>&1 || { grep -E "error" "$WORK/build.log" | head -20; exit 1; }
-ADDON=$(find "$WORK/build" -name scire.node -type f | head -1)
-log "built $ADDON"
-if ! "$NODE" -e 'require(process.argv[1])' "$ADDON" 2>/dev/null; then
-  NVLIBS=$(ls -d "$TORCH_PKG"/../nvidia/*/lib 2>/dev/null | tr '\n' ':' || true)
-  export LD_LIBRARY_PATH="$TORCH_PKG/lib:${NVLIBS}${LD_LIBRARY_PATH:-}"
-fi
-"$NODE" -e 'console.log(JSON.stringify(require(process.argv[1]).buildInfo()))' "$ADDON"
+# Node (the prepared tarball), torch, nvcc, the build (shared with the other GPU scripts: built once
+# per session in _gpu_work/shared/build) and the load: scripts/gpu-env.sh. NODE= / ADDON= skip them.
+NODE_TARBALL="$TMP/node.tar.xz" GPU_TAG=fid-gpu GPU_LOGS="$WORK"
+# shellcheck source=scripts/gpu-env.sh
+source "$ROOT/scripts/gpu-env.sh"
+gpu_node
+gpu_torch
+gpu_addon
 
 # Three stages, each cut off at the deadline (DEADLINE seconds after the start, default 300:
 # device time is short): FD on the main grid, the accuracy grid, then FD on the rest of the grid.
