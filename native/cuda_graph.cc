@@ -1,5 +1,6 @@
 #include "cuda_graph.h"
 
+#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <chrono>
@@ -80,7 +81,7 @@ bool CudaGraphsCompiled() {
 
 // ------------------------------------------------------------------ the capturable loop
 
-at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in) {
+at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in, PlanRunHooks* hooks) {
   const at::Device device = in.x.device();
   const at::ScalarType modelType = model.dtype;
   const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
@@ -109,10 +110,18 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
   for (const PlanStep& step : plan.steps) {
     switch (step.kind) {
       case PlanStep::Kind::Eval: {
+        if (hooks && hooks->beforeEval) hooks->beforeEval();
         const at::Tensor& src = R[step.src];
         for (const at::Tensor& half : xInHalves) kernels::FusedLincomb(half, {{static_cast<float>(step.inScale), src}});
         tIn.fill_(step.t);
+        const bool timed = hooks && hooks->timeModel;
+        if (timed && device.is_cuda()) torch::cuda::synchronize(device.index());
+        const auto m0 = std::chrono::steady_clock::now();
         at::Tensor raw = RunModel(model, xIn, tIn, cond);
+        if (timed) {
+          if (device.is_cuda()) torch::cuda::synchronize(device.index());
+          hooks->modelMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m0).count();
+        }
         if (raw.scalar_type() != at::kFloat && raw.scalar_type() != modelType) raw = raw.to(at::kFloat);
         raw = raw.contiguous();
         // R[dst] = outX * x_in + outM * raw with x_in = inScale * R[src], in one pass; under
@@ -128,6 +137,7 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
           terms.push_back({cm, raw});
         }
         kernels::FusedLincomb(reg(step.dst), terms);
+        if (hooks && hooks->afterEval) hooks->afterEval(step);
         break;
       }
       case PlanStep::Kind::Lincomb: {

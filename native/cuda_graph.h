@@ -26,6 +26,7 @@
 #include <torch/script.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,8 +61,19 @@ struct PlanRunInputs {
  * model.mutex and an InferenceMode guard. The arithmetic (terms and their order) is the
  * executor's, so an eager run of the executor and a replay of this loop use the same kernels
  * on the same data.
+ *
+ * The executor's eager path is this same loop with `hooks`: its abort check before each
+ * evaluation, its progress report after it, and the network timing (which synchronises the
+ * device around each forward, so a run with hooks->timeModel is not capturable).
  */
-at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in);
+struct PlanRunHooks {
+  std::function<void()> beforeEval;                // e.g. throw when the run was aborted
+  std::function<void(const PlanStep&)> afterEval;  // e.g. report progress
+  bool timeModel = false;                          // add each forward's wall time to modelMs
+  double modelMs = 0;
+};
+at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in,
+                      PlanRunHooks* hooks = nullptr);
 
 /** A 64-bit fingerprint (FNV-1a) of every field of the plan that a run depends on. */
 uint64_t PlanFingerprint(const PlanSpec& plan);

@@ -196,95 +196,40 @@ class ExecuteWorker : public Napi::AsyncWorker {
     std::lock_guard<std::mutex> lock(model_->mutex);
     const auto started = Clock::now();
     const at::Device device = model_->device;
-    const at::ScalarType modelType = model_->dtype;
     const bool cuda = device.is_cuda();
-    const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
     const bool guided = inputs_.uncond.defined();
-    const int64_t batch = inputs_.shape[0];
-    const float g = static_cast<float>(inputs_.guidanceScale);
     if (inputs_.graphMode == GraphMode::kOn || (cuda && inputs_.graphMode == GraphMode::kAuto)) {
       return RunAsGraph(started);
     }
 
-    std::vector<at::Tensor> R(plan_.numRegs);
-    auto reg = [&](int i) -> const at::Tensor& {
-      if (!R[i].defined()) R[i] = at::empty(inputs_.shape, f32);
-      return R[i];
-    };
-    // R[0] = initScale * x_T (x is our own copy: scaling it in place is fine on the CPU)
-    R[0] = inputs_.x.to(device);
-    kernels::FusedLincomb(R[0], {{static_cast<float>(plan_.initScale), R[0]}});
-
-    // Network inputs, allocated once: x_in in the model dtype ([uncond; cond] batch when
-    // guided), t as float32 (the model input time loses precision in 16-bit types).
-    std::vector<int64_t> evalShape = inputs_.shape;
-    if (guided) evalShape[0] = 2 * batch;
-    const at::Tensor xIn = at::empty(evalShape, f32.dtype(modelType));
-    const at::Tensor tIn = at::empty({evalShape[0]}, f32);
-    at::Tensor cond;
+    // The eager path is the capturable loop (cuda_graph.h RunPlanOps) with this run's hooks:
+    // the abort check before each evaluation, progress after it, the network timing.
+    PlanRunInputs in;
+    in.x = inputs_.x.to(device);
+    in.guided = guided;
+    in.guidanceScale = inputs_.guidanceScale;
     if (inputs_.cond.defined()) {
-      cond = guided ? at::cat({inputs_.uncond, inputs_.cond}) : inputs_.cond;
-      cond = cond.to(device, modelType).contiguous();
+      const at::Tensor cond = guided ? at::cat({inputs_.uncond, inputs_.cond}) : inputs_.cond;
+      in.cond = cond.to(device, model_->dtype).contiguous();
     }
-    const std::vector<at::Tensor> xInHalves =
-        guided ? std::vector<at::Tensor>{xIn.narrow(0, 0, batch), xIn.narrow(0, batch, batch)}
-               : std::vector<at::Tensor>{xIn};
-
-    double modelMs = 0;
-    for (const PlanStep& step : plan_.steps) {
-      switch (step.kind) {
-        case PlanStep::Kind::Eval: {
-          if (state_->StopRequested()) throw AbortedRun();
-          const at::Tensor& src = R[step.src];
-          for (const at::Tensor& half : xInHalves) {
-            kernels::FusedLincomb(half, {{static_cast<float>(step.inScale), src}});
-          }
-          tIn.fill_(step.t);
-          if (cuda) torch::cuda::synchronize(device.index());
-          const auto m0 = Clock::now();
-          at::Tensor raw = RunModel(*model_, xIn, tIn, cond.defined() ? &cond : nullptr);
-          if (cuda) torch::cuda::synchronize(device.index());
-          modelMs += MsSince(m0);
-          if (raw.scalar_type() != at::kFloat && raw.scalar_type() != modelType) raw = raw.to(at::kFloat);
-          raw = raw.contiguous();
-          // R[dst] = outX * x_in + outM * raw with x_in = inScale * R[src], in one pass.
-          const float cx = static_cast<float>(step.outX * step.inScale);
-          const float cm = static_cast<float>(step.outM);
-          std::vector<kernels::Term> terms;
-          if (!(cx == 0.f && raw.scalar_type() == at::kFloat)) terms.push_back({cx, src});
-          if (guided) {
-            terms.push_back({cm * (1.f - g), raw.narrow(0, 0, batch)});
-            terms.push_back({cm * g, raw.narrow(0, batch, batch)});
-          } else {
-            terms.push_back({cm, raw});
-          }
-          kernels::FusedLincomb(reg(step.dst), terms);
-          ++nfe_;
-          if (state_->hasProgress) {
-            const StepEvent ev{nfe_, plan_.nfe, step.t, step.tCont};
-            RunStatePtr state = state_;
-            state_->progress.NonBlockingCall([state, ev](Napi::Env env, Napi::Function onStep) {
-              DeliverStep(env, onStep, *state, ev);
-            });
-          }
-          break;
-        }
-        case PlanStep::Kind::Lincomb: {
-          std::vector<kernels::Term> terms;
-          for (int k = 0; k < step.terms; ++k) terms.push_back({static_cast<float>(step.coef[k]), R[step.reg[k]]});
-          kernels::FusedLincomb(reg(step.dst), terms);
-          break;
-        }
-        case PlanStep::Kind::Threshold:
-          kernels::DynamicThreshold(R[step.reg[0]], step.ratio, step.maxVal);
-          break;
-      }
-    }
-    at::Tensor out = at::empty(inputs_.shape, f32);
-    kernels::FusedLincomb(out, {{static_cast<float>(plan_.finalScale), R[plan_.finalSrc]}});
+    PlanRunHooks hooks;
+    hooks.timeModel = true;
+    hooks.beforeEval = [this] {
+      if (state_->StopRequested()) throw AbortedRun();
+    };
+    hooks.afterEval = [this](const PlanStep& step) {
+      ++nfe_;
+      if (!state_->hasProgress) return;
+      const StepEvent ev{nfe_, plan_.nfe, step.t, step.tCont};
+      RunStatePtr state = state_;
+      state_->progress.NonBlockingCall([state, ev](Napi::Env env, Napi::Function onStep) {
+        DeliverStep(env, onStep, *state, ev);
+      });
+    };
+    const at::Tensor out = RunPlanOps(*model_, plan_, in, &hooks);
     result_ = out.to(at::kCPU).contiguous();  // waits for the device
     totalMs_ = MsSince(started);
-    modelMs_ = modelMs;
+    modelMs_ = hooks.modelMs;
   }
 
   // The whole plan as one CUDA graph (cuda_graph.h): x_T in and the result out through pinned
