@@ -243,7 +243,7 @@ function buildTools() {
   return { cmakeJs: path.join(cmakeJs, 'bin', 'cmake-js'), addonApi };
 }
 
-function buildFromSource(choice, version) {
+async function buildFromSource(choice, version) {
   const tools = buildTools();
   const jobs = Math.max(1, Number(env.SCIRE_BUILD_JOBS) || os.cpus().length || 1);
   const defines = [`--CDNODE_ADDON_API_DIR=${tools.addonApi}`, `--CDSCIRE_WITH_CUDA=${choice.variant === 'cpu' ? 'OFF' : 'ON'}`];
@@ -254,12 +254,23 @@ function buildFromSource(choice, version) {
   log(`building the ${choice.variant} addon from source with cmake-js (${jobs} jobs; a few minutes; log: ${logFile})`);
   const t0 = Date.now();
   // The compiler's output goes to stderr (npm shows it with --foreground-scripts) and to the log.
-  const r = childProcess.spawnSync(
-    'bash',
-    ['-o', 'pipefail', '-c', '"$@" 2>&1 | tee "$SCIRE_LOGFILE" >&2', 'build', process.execPath, tools.cmakeJs, 'build', '--out', 'build', '--parallel', String(jobs), ...defines],
-    { cwd: ROOT, env: { ...env, SCIRE_LOGFILE: logFile }, stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  if (r.status !== 0) throw new InstallError(`the source build failed (exit status ${r.status ?? r.signal}); its log: ${logFile}`);
+  const status = await new Promise((resolve) => {
+    const logStream = fs.createWriteStream(logFile);
+    const child = childProcess.spawn(
+      process.execPath,
+      [tools.cmakeJs, 'build', '--out', 'build', '--target', 'scire', '--parallel', String(jobs), ...defines],
+      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    for (const s of [child.stdout, child.stderr]) {
+      s.on('data', (chunk) => {
+        process.stderr.write(chunk);
+        logStream.write(chunk);
+      });
+    }
+    child.on('error', (e) => logStream.end(() => resolve(`could not start cmake-js: ${e.message}`)));
+    child.on('close', (code, signal) => logStream.end(() => resolve(code === 0 ? 0 : `exit status ${code ?? signal}`)));
+  });
+  if (status !== 0) throw new InstallError(`the source build failed (${status}); its log: ${logFile}`);
   const file = path.join('build', 'Release', 'scire.node');
   const libDir = lt ? path.join(lt, 'lib') : undefined;
   const info = testLoad(path.join(ROOT, file), libDir);
@@ -337,7 +348,7 @@ async function main() {
   const missing = missingToolchain(choice);
   if (missing.length > 0) throw new InstallError(failureAdvice(choice, reasons, missing, entry));
   if (!forceSource) log(`falling back to a source build: ${reasons.join('; ')}`);
-  buildFromSource(choice, version);
+  await buildFromSource(choice, version);
 }
 
 main().catch((e) => {

@@ -74,13 +74,28 @@ function run(cmd, args, opts = {}) {
   if (r.status !== 0) throw new ReleaseError(`${path.basename(cmd)} ${args[0] || ''} failed (exit status ${r.status ?? r.signal})`);
 }
 
+/**
+ * Builds one variant into build-release/<variant>/Release/scire.node: with cmake-js when it is
+ * installed, else with plain CMake and the running Node's headers (<prefix>/include/node, or
+ * $NODE_INCLUDE), which is what a machine without npm (the GPU machine) has.
+ */
 function buildVariant(variant, spec) {
-  const out = path.join('build-release', variant);
-  const defines = [`--CDSCIRE_WITH_CUDA=${variant === 'cpu' ? 'OFF' : 'ON'}`];
-  if (spec.libtorch) defines.push(`--CDLIBTORCH=${spec.libtorch}`);
+  const out = path.join(ROOT, 'build-release', variant);
+  const defs = { SCIRE_WITH_CUDA: variant === 'cpu' ? 'OFF' : 'ON' };
+  if (spec.libtorch) defs.LIBTORCH = spec.libtorch;
   const jobs = String(Math.max(1, Number(process.env.SCIRE_BUILD_JOBS) || os.cpus().length || 1));
-  run(process.execPath, [path.join(ROOT, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'build', '--out', out, '--parallel', jobs, ...defines]);
-  return path.join(ROOT, out, 'Release', 'scire.node');
+  const cmakeJs = path.join(ROOT, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
+  if (fs.existsSync(cmakeJs)) {
+    run(process.execPath, [cmakeJs, 'build', '--out', out, '--target', 'scire', '--parallel', jobs, ...Object.entries(defs).map(([k, v]) => `--CD${k}=${v}`)]);
+  } else {
+    const nodeInclude = process.env.NODE_INCLUDE || path.join(path.dirname(path.dirname(process.execPath)), 'include', 'node');
+    if (!fs.existsSync(path.join(nodeInclude, 'node_api.h'))) throw new ReleaseError(`no cmake-js and no node_api.h in ${nodeInclude}: set NODE_INCLUDE`);
+    Object.assign(defs, { CMAKE_BUILD_TYPE: 'Release', NODE_INCLUDE_DIR: nodeInclude, CMAKE_LIBRARY_OUTPUT_DIRECTORY: path.join(out, 'Release') });
+    const gen = P.which('ninja') ? ['-G', 'Ninja'] : [];
+    run('cmake', ['-S', ROOT, '-B', out, ...gen, ...Object.entries(defs).map(([k, v]) => `-D${k}=${v}`)]);
+    run('cmake', ['--build', out, '--parallel', jobs, '--target', 'scire']);
+  }
+  return path.join(out, 'Release', 'scire.node');
 }
 
 /** ELF NEEDED entries (readelf), or null when readelf is missing. */
