@@ -193,7 +193,9 @@ function loadNative(): { binding: NativeBinding; file: string; preloaded: string
     try {
       preloaded = preloadLibTorch(libDir);
     } catch (e) {
-      failures.push(`  LibTorch ${libDir}: ${(e as Error).message}`);
+      // An explicit LIBTORCH that does not work is an error; a recorded one that moved is not yet.
+      if (process.env.LIBTORCH) throw new Error(`LIBTORCH=${process.env.LIBTORCH}: ${(e as Error).message}`);
+      failures.push(`  LibTorch ${libDir} (recorded by the install step): ${(e as Error).message}`);
     }
   }
   for (const file of nativeCandidates()) {
