@@ -9,6 +9,8 @@
  *  2. Keeps a working install of that variant (a second install / `npm rebuild` is a no-op).
  *  3. Downloads scire-solver-v<version>-napi-v8-<platform>-<arch>-<variant>.tar.gz from
  *     SCIRE_BINARY_HOST (http://, https:// or file:// URL of a folder, or a local folder),
+ *     (or takes it from the cache of verified archives, SCIRE_CACHE_DIR, default
+ *     <npm cache>/_scire-prebuilds, so `npm ci` works without the host),
  *     checks its SHA-256 against prebuilds/manifest.json (shipped in the package), unpacks it
  *     into a staging folder, loads it in a child process, and only then moves it to
  *     prebuilds/<platform>-<arch>-<variant>/ and writes prebuilds/install.json.
@@ -142,15 +144,58 @@ function hostUrl(host, file) {
   return path.join(path.resolve(host), file); // a local folder
 }
 
-async function installPrebuilt(entry, host, choice, version) {
-  const url = hostUrl(host, entry.file);
-  log(`downloading ${url}`);
-  const buf = await download(url);
-  const got = P.sha256(buf);
-  if (got !== entry.sha256) {
-    throw new InstallError(`SHA-256 mismatch for ${entry.file}: the manifest says ${entry.sha256}, the download is ${got}; refusing it`);
+/**
+ * Verified archives are kept in a cache (SCIRE_CACHE_DIR, default <npm cache>/_scire-prebuilds)
+ * under their SHA-256, so `npm ci` and reinstalls work without the host.
+ */
+function cacheDir() {
+  if (env.SCIRE_CACHE_DIR) return path.resolve(env.SCIRE_CACHE_DIR);
+  return path.join(env.npm_config_cache || path.join(os.homedir(), '.npm'), '_scire-prebuilds');
+}
+
+function fromCache(entry) {
+  const file = path.join(cacheDir(), `${entry.sha256}-${entry.file}`);
+  try {
+    const buf = fs.readFileSync(file);
+    if (P.sha256(buf) === entry.sha256) return { buf, file };
+  } catch {
+    /* not cached */
   }
-  log(`SHA-256 ok (${(buf.length / 1048576).toFixed(1)} MiB)`);
+  return null;
+}
+
+function toCache(entry, buf) {
+  try {
+    fs.mkdirSync(cacheDir(), { recursive: true });
+    const file = path.join(cacheDir(), `${entry.sha256}-${entry.file}`);
+    fs.writeFileSync(`${file}.tmp-${process.pid}`, buf);
+    fs.renameSync(`${file}.tmp-${process.pid}`, file);
+  } catch (e) {
+    log(`(could not cache the archive: ${e.message})`);
+  }
+}
+
+async function installPrebuilt(entry, host, choice, version) {
+  let buf;
+  let source;
+  const cached = fromCache(entry);
+  if (cached) {
+    buf = cached.buf;
+    source = cached.file;
+    log(`using ${cached.file} (cached, SHA-256 ok)`);
+  } else {
+    if (!host) throw new InstallError(`SCIRE_BINARY_HOST is not set (the URL or folder that holds ${entry.file})`);
+    const url = hostUrl(host, entry.file);
+    source = url.replace(/\/\/[^/@]*@/, '//'); // without credentials
+    log(`downloading ${source}`);
+    buf = await download(url);
+    const got = P.sha256(buf);
+    if (got !== entry.sha256) {
+      throw new InstallError(`SHA-256 mismatch for ${entry.file}: the manifest says ${entry.sha256}, the download is ${got}; refusing it`);
+    }
+    log(`SHA-256 ok (${(buf.length / 1048576).toFixed(1)} MiB)`);
+    toCache(entry, buf);
+  }
   const files = P.unpackTarGz(buf);
   const names = files.map((f) => f.name).sort().join(',');
   if (names !== 'binary.json,scire.node') throw new InstallError(`${entry.file} holds ${names}, expected binary.json and scire.node`);
@@ -181,7 +226,7 @@ async function installPrebuilt(entry, host, choice, version) {
       file: path.join(P.installedDir(entry.variant), 'scire.node'),
       archive: entry.file,
       sha256: entry.sha256,
-      host: host.replace(/\/\/[^/@]*@/, '//'), // without credentials
+      from: source,
       libtorch: info.torchVersion,
       ...(libDir ? { libtorchLibDir: libDir } : {}),
     });
@@ -330,8 +375,6 @@ async function main() {
       if (!entry) {
         const have = manifest.binaries.map((b) => `${b.platform}-${b.arch}-${b.variant}`).join(', ') || 'none';
         reasons.push(`this release has no ${choice.variant} binary for ${P.platformTag()} (Node-API ${P.NAPI_VERSION}); it has: ${have}`);
-      } else if (!host) {
-        reasons.push(`SCIRE_BINARY_HOST is not set (the URL or folder that holds ${entry.file})`);
       } else {
         try {
           await installPrebuilt(entry, host, choice, version);

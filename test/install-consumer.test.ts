@@ -63,7 +63,8 @@ function makeBareBin(): void {
 
 /** The environment of a consumer: no npm_* variables from this `npm test`, no build settings. */
 function consumerEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: BIN, HOME: process.env.HOME ?? os.homedir(), TMPDIR: os.tmpdir(), LANG: 'C.UTF-8', ...extra };
+  const cache = path.join(WORK, 'cache'); // the install step's cache of verified archives
+  return { PATH: BIN, HOME: process.env.HOME ?? os.homedir(), TMPDIR: os.tmpdir(), LANG: 'C.UTF-8', SCIRE_CACHE_DIR: cache, ...extra };
 }
 
 function newApp(name: string): string {
@@ -73,10 +74,10 @@ function newApp(name: string): string {
   return dir;
 }
 
-function npmInstall(app: string, host: string): Promise<Run> {
+function npmInstall(app: string, host: string, extra: Record<string, string> = {}): Promise<Run> {
   return runAsync(path.join(BIN, 'npm'), ['install', '--offline', '--no-audit', '--no-fund', TARBALL], {
     cwd: app,
-    env: consumerEnv({ SCIRE_BINARY_HOST: host }),
+    env: consumerEnv({ SCIRE_BINARY_HOST: host, ...extra }),
   });
 }
 
@@ -177,7 +178,7 @@ describe('consumer app: npm install <tarball> with a prebuilt binary, no compile
     const pkg = path.join(app, 'node_modules', 'scire-solver');
     expect(addonsUnder(pkg)).toEqual([path.join(pkg, 'prebuilds', `${PLATFORM}-cpu`, 'scire.node')]);
     const record = JSON.parse(fs.readFileSync(path.join(pkg, 'prebuilds', 'install.json'), 'utf8')) as Record<string, string>;
-    expect(record).toMatchObject({ origin: 'prebuilt', variant: 'cpu', archive: ARCHIVE, version: VERSION });
+    expect(record).toMatchObject({ origin: 'prebuilt', variant: 'cpu', archive: ARCHIVE, version: VERSION, from: `${host}/good/${ARCHIVE}` });
   });
 
   it('require() and import() sample 4 images from the bundled model, equal to this checkout', async () => {
@@ -229,6 +230,16 @@ describe('consumer app: npm install <tarball> with a prebuilt binary, no compile
     expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
   }, 120_000);
 
+  it('npm ci without the host reinstalls the binary from the cache of verified archives', async () => {
+    const pkg = path.join(app, 'node_modules', 'scire-solver');
+    const r = await runAsync(path.join(BIN, 'npm'), ['ci', '--offline', '--no-audit', '--no-fund', '--foreground-scripts'], { cwd: app, env: consumerEnv({}) });
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/using \S+ \(cached, SHA-256 ok\)/);
+    const record = JSON.parse(fs.readFileSync(path.join(pkg, 'prebuilds', 'install.json'), 'utf8')) as Record<string, string>;
+    expect(record).toMatchObject({ origin: 'prebuilt', variant: 'cpu' });
+    expect(record.from).toContain(path.join(WORK, 'cache'));
+  }, 240_000);
+
   it('the typings compile for a --strict consumer without @types/node; wrong device/order/dtype are type errors', () => {
     fs.writeFileSync(
       path.join(app, 'main.ts'),
@@ -269,7 +280,7 @@ function execFileSyncNoThrow(cmd: string, args: string[], cwd: string): { code: 
 describe('refused installs leave no addon behind (no toolchain on PATH)', () => {
   it('a tampered binary (SHA-256 mismatch) is refused and the install fails naming the fix', async () => {
     const bad = newApp('app-tampered');
-    const r = await npmInstall(bad, `${host}/tampered`);
+    const r = await npmInstall(bad, `${host}/tampered`, { SCIRE_CACHE_DIR: path.join(WORK, 'cache-tampered') });
     expect(r.code).not.toBe(0);
     expect(r.out).toMatch(new RegExp(`SHA-256 mismatch for ${ARCHIVE.replace(/\./g, '\\.')}: the manifest says [0-9a-f]{64}, the download is [0-9a-f]{64}; refusing it`));
     expect(r.out).toContain('source build: this machine lacks a C++17 compiler, CMake >= 3.19, make');
@@ -283,7 +294,7 @@ describe('refused installs leave no addon behind (no toolchain on PATH)', () => 
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const r = await npmInstall(off, `http://127.0.0.1:${port}/good`);
+    const r = await npmInstall(off, `http://127.0.0.1:${port}/good`, { SCIRE_CACHE_DIR: path.join(WORK, 'cache-offline') });
     expect(r.code).not.toBe(0);
     expect(r.out).toContain(`GET http://127.0.0.1:${port}/good/${ARCHIVE}: ECONNREFUSED`);
     expect(r.out).toContain('Fix one of them, then run `npm rebuild scire-solver`');
