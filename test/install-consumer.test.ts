@@ -301,3 +301,26 @@ describe('refused installs leave no addon behind (no toolchain on PATH)', () => 
     expect(addonsUnder(off)).toEqual([]);
   }, 240_000);
 });
+
+/** Opt-in (it compiles the addon: minutes): SCIRE_TEST_SOURCE_BUILD=1 npx vitest run test/install-consumer.test.ts */
+const SOURCE_BUILD = process.env.SCIRE_TEST_SOURCE_BUILD === '1';
+
+describe('source-build fallback', () => {
+  it.runIf(SOURCE_BUILD)('checksum mismatch with a toolchain: a cmake-js source build that loads (opt-in: SCIRE_TEST_SOURCE_BUILD=1)', async () => {
+    const src = newApp('app-source');
+    // The full PATH (compiler, CMake, make); cmake-js and node-addon-api come from the registry.
+    const r = await runAsync(path.join(BIN, 'npm'), ['install', '--no-audit', '--no-fund', '--foreground-scripts', TARBALL], {
+      cwd: src,
+      env: consumerEnv({ PATH: `${BIN}:${process.env.PATH}`, SCIRE_BINARY_HOST: `${host}/tampered`, SCIRE_CACHE_DIR: path.join(WORK, 'cache-source') }),
+      timeoutMs: 1_800_000,
+    });
+    console.log(`npm install with a source build: ${r.seconds.toFixed(0)} s`);
+    expect(r.code, r.out.slice(-4000)).toBe(0);
+    expect(r.out).toContain('falling back to a source build: SHA-256 mismatch');
+    const pkg = path.join(src, 'node_modules', 'scire-solver');
+    const record = JSON.parse(fs.readFileSync(path.join(pkg, 'prebuilds', 'install.json'), 'utf8')) as Record<string, string>;
+    expect(record).toMatchObject({ origin: 'source', variant: 'cpu', file: 'build/Release/scire.node' });
+    const info = await runAsync(path.join(BIN, 'npx'), ['--offline', 'scire', 'info'], { cwd: src, env: consumerEnv({}) });
+    expect(info.out).toContain(`Binary       ${path.join(pkg, 'build', 'Release', 'scire.node')} (source)`);
+  }, 1_800_000);
+});
