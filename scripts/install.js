@@ -253,7 +253,7 @@ function missingToolchain(choice) {
     if (!lt || !fs.existsSync(path.join(lt.dir, 'share', 'cmake', 'Torch', 'TorchConfig.cmake'))) {
       missing.push([`a CUDA ${choice.variant.slice(4)} LibTorch`, `pip install torch (built for CUDA ${choice.variant.slice(4)}) or LIBTORCH=<unzipped libtorch>`]);
     }
-    const nvcc = P.which('nvcc') || ['/usr/local/cuda/bin/nvcc', env.CUDA_HOME && path.join(env.CUDA_HOME, 'bin', 'nvcc')].find((f) => f && fs.existsSync(f));
+    const nvcc = P.which('nvcc') || [env.CUDACXX, '/usr/local/cuda/bin/nvcc', env.CUDA_HOME && path.join(env.CUDA_HOME, 'bin', 'nvcc')].find((f) => f && fs.existsSync(f));
     if (!nvcc) missing.push([`nvcc (CUDA toolkit ${choice.variant.slice(4)})`, `the CUDA ${choice.variant.slice(4)} toolkit (nvcc)`]);
   }
   return missing;

@@ -53,7 +53,7 @@ function parseArgs(argv) {
 }
 
 function findNvcc() {
-  return P.which('nvcc') || ['/usr/local/cuda/bin/nvcc', process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'bin', 'nvcc')].find((f) => f && fs.existsSync(f)) || null;
+  return P.which('nvcc') || [process.env.CUDACXX, '/usr/local/cuda/bin/nvcc', process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'bin', 'nvcc')].find((f) => f && fs.existsSync(f)) || null;
 }
 
 /** Variants this machine can build: { variant -> { libtorch: dir | null } }. */
