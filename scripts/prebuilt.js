@@ -201,12 +201,23 @@ function findLibTorch({ env = process.env, tryPython = false } = {}) {
 function libTorchCudaVersion(libDir) {
   const files = safeReaddir(libDir);
   if (!files.some((f) => /^libc10_cuda\.so/.test(f))) return null;
-  // pip wheels: torch/../nvidia/cu13 or nvidia/cuda_runtime; unzipped libtorch: lib/libcudart-*.so.13
+  // pip torch: torch/version.py says `cuda = '13.0'`
+  try {
+    const m = /^cuda\s*(?::\s*[\w.[\]|\s]+)?=\s*'(\d+\.\d+)'/m.exec(fs.readFileSync(path.join(libDir, '..', 'version.py'), 'utf8'));
+    if (m) return m[1];
+  } catch {
+    /* not a pip torch */
+  }
+  // unzipped libtorch: lib/libcudart-<hash>.so.13; pip wheels: site-packages/nvidia/{cu13,cuda_runtime}
   for (const f of files) {
     const m = /^libcudart[-.\w]*\.so\.(\d+)/.exec(f);
     if (m) return `${m[1]}.0`;
   }
   for (const sub of ['cu13', 'cu12']) if (fs.existsSync(path.join(libDir, '..', '..', 'nvidia', sub))) return `${sub.slice(2)}.0`;
+  for (const f of safeReaddir(path.join(libDir, '..', '..', 'nvidia', 'cuda_runtime', 'lib'))) {
+    const m = /^libcudart\.so\.(\d+)/.exec(f);
+    if (m) return `${m[1]}.0`;
+  }
   return '';
 }
 

@@ -19,7 +19,9 @@
  *   --variants LIST  only these (default: every variant this machine can build)
  *   --from-build     cpu: take build/Release/scire.node (the bootstrap's build) instead of
  *                    building again; it must pass the same checks
- *   --no-pack        binaries and manifest only (e.g. on the GPU machine)
+ *   --no-pack        binaries and manifest only (e.g. on the GPU machine: scripts/gpu-release.sh)
+ * Environment: LIBTORCH (the LibTorch of a variant), SCIRE_BUILD_JOBS, and for the plain-CMake
+ * build (no cmake-js installed) NODE_INCLUDE and SCIRE_CMAKE_ARGS (extra -D options).
  */
 'use strict';
 
@@ -92,7 +94,8 @@ function buildVariant(variant, spec) {
     if (!fs.existsSync(path.join(nodeInclude, 'node_api.h'))) throw new ReleaseError(`no cmake-js and no node_api.h in ${nodeInclude}: set NODE_INCLUDE`);
     Object.assign(defs, { CMAKE_BUILD_TYPE: 'Release', NODE_INCLUDE_DIR: nodeInclude, CMAKE_LIBRARY_OUTPUT_DIRECTORY: path.join(out, 'Release') });
     const gen = P.which('ninja') ? ['-G', 'Ninja'] : [];
-    run('cmake', ['-S', ROOT, '-B', out, ...gen, ...Object.entries(defs).map(([k, v]) => `-D${k}=${v}`)]);
+    const extra = (process.env.SCIRE_CMAKE_ARGS || '').split(/\s+/).filter(Boolean); // e.g. -DCUDAToolkit_ROOT=...
+    run('cmake', ['-S', ROOT, '-B', out, ...gen, ...Object.entries(defs).map(([k, v]) => `-D${k}=${v}`), ...extra]);
     run('cmake', ['--build', out, '--parallel', jobs, '--target', 'scire']);
   }
   return path.join(out, 'Release', 'scire.node');
