@@ -380,8 +380,9 @@ async function main() {
           await installPrebuilt(entry, host, choice, version);
           return;
         } catch (e) {
-          if (!(e instanceof InstallError) && !(e instanceof Error && /tar:|ENOENT|EACCES/.test(e.message))) throw e;
-          reasons.push(e.message);
+          // Any failure here (download, checksum, archive, load check) leaves the package as it
+          // was (the staging folder is removed) and moves on to the source build.
+          reasons.push(e instanceof Error ? e.message : String(e));
           log(`prebuilt binary not installed: ${e.message}`);
         }
       }
