@@ -333,8 +333,9 @@ function failureAdvice(choice, reasons, missing, entry) {
     ...reasons.map((r) => `  prebuilt binary: ${r}`),
     `  source build: this machine lacks ${missing.map(([w]) => w).join(', ')}`,
     'Fix one of them, then run `npm rebuild scire-solver` (or install again):',
-    `  - a binary host: SCIRE_BINARY_HOST=<URL or folder holding ${entry ? entry.file : P.archiveName({ version: P.packageJson().version, variant: choice.variant })}>`,
   ];
+  // A host helps only for a binary the package's manifest lists (nothing else can be verified).
+  if (entry) lines.push(`  - a binary host: SCIRE_BINARY_HOST=<URL or folder holding ${entry.file}>`);
   if (debian.length) lines.push(`  - the build toolchain (Debian/Ubuntu): apt-get install -y --no-install-recommends ${debian.join(' ')}`);
   for (const o of other) lines.push(`  - ${o}`);
   if (choice.variant !== 'cpu') lines.push('  - or the CPU variant: SCIRE_VARIANT=cpu');

@@ -230,6 +230,27 @@ describe('consumer app: npm install <tarball> with a prebuilt binary, no compile
     expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
   }, 120_000);
 
+  it('SCIRE_VARIANT: a bad value and a variant this release lacks fail clearly and leave the working addon', async () => {
+    const pkg = path.join(app, 'node_modules', 'scire-solver');
+    const file = path.join(pkg, 'prebuilds', `${PLATFORM}-cpu`, 'scire.node');
+    const before = fs.statSync(file);
+    const step = (variant: string) =>
+      runAsync(path.join(BIN, 'node'), ['scripts/install.js'], { cwd: pkg, env: consumerEnv({ SCIRE_VARIANT: variant, SCIRE_BINARY_HOST: `${host}/good` }) });
+    const bad = await step('gpu');
+    expect(bad.code).toBe(1);
+    expect(bad.out).toContain("SCIRE_VARIANT must be cpu, cuda12, cuda13 (any cudaNN) or auto; got 'gpu'");
+    const cuda = await step('cuda13');
+    expect(cuda.code).toBe(1);
+    expect(cuda.out).toContain(`this release has no cuda13 binary for ${PLATFORM} (Node-API 8); it has: ${PLATFORM}-cpu`);
+    expect(cuda.out).toContain('source build: this machine lacks a C++17 compiler, CMake >= 3.19, make, a CUDA 13 LibTorch');
+    expect(cuda.out).not.toContain('a binary host:'); // the manifest lists no cuda13 binary: no host can help
+    expect(cuda.out).toContain('or the CPU variant: SCIRE_VARIANT=cpu');
+    const after = fs.statSync(file);
+    expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
+    const info = await runAsync(path.join(BIN, 'npx'), ['--offline', 'scire', 'info'], { cwd: app, env: consumerEnv({}) });
+    expect(info.out).toContain(`Binary       ${file} (prebuilt)`);
+  }, 240_000);
+
   it('npm ci without the host reinstalls the binary from the cache of verified archives', async () => {
     const pkg = path.join(app, 'node_modules', 'scire-solver');
     const r = await runAsync(path.join(BIN, 'npm'), ['ci', '--offline', '--no-audit', '--no-fund', '--foreground-scripts'], { cwd: app, env: consumerEnv({}) });
