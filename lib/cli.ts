@@ -15,9 +15,10 @@ import { INFO_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, type Inf
 import { encodeNpy, encodePng, toImageGrid } from './image-io';
 import { loadModel } from './model';
 import { readModelCard, type ModelCard } from './model-card';
-import { nativeBinding } from './native';
+import { nativeAddonInfo, nativeBinding } from './native';
 import { ProgressReporter } from './progress';
 import type { CompileOptions } from './options';
+import type { DeviceName } from './native-types';
 import { Sampler, type SampleResult } from './sampler';
 
 /** The package root (dist/cli.js and lib/cli.ts both sit one level below it). */
@@ -97,7 +98,7 @@ async function runSample(args: SampleArgs): Promise<void> {
     if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message);
     throw err;
   }
-  const model = await loadModel(modelPath, { device: args.device, dtype: args.dtype });
+  const model = await loadModel(modelPath, { device: args.device as DeviceName, dtype: args.dtype }); // loadModel checks it
   const sampler = new Sampler({ model, ...solverOptions });
 
   const progress = args.quiet ? undefined : new ProgressReporter(process.stderr);
@@ -125,13 +126,27 @@ async function runSample(args: SampleArgs): Promise<void> {
   );
 }
 
+/** Why CUDA is off, or '' when both the addon and its LibTorch can run CUDA. */
+function cudaOffReason(build: { cuda: boolean; torchCuda: boolean }): string {
+  if (build.cuda && build.torchCuda) return '';
+  if (!build.torchCuda && !build.cuda) return 'LibTorch without CUDA, addon without CUDA kernels';
+  return build.torchCuda ? 'the addon was built without CUDA kernels' : 'its LibTorch has no CUDA';
+}
+
 function runInfo(args: InfoArgs): void {
   const build = nativeBinding().buildInfo();
+  const addon = nativeAddonInfo();
+  const offReason = cudaOffReason(build);
   const info = {
     version: packageVersion(),
     addonVersion: build.version,
+    variant: addon.variant,
+    binary: addon.file,
+    origin: addon.origin,
     libtorch: build.torchVersion,
-    cuda: build.cuda,
+    libtorchDir: addon.libtorchDir,
+    // CUDA only when both the addon (kernels) and its LibTorch (models on 'cuda') have it.
+    cuda: offReason === '',
     gpus: build.cudaDeviceCount,
     buildSystem: build.buildSystem,
     node: process.version,
@@ -143,8 +158,10 @@ function runInfo(args: InfoArgs): void {
   process.stdout.write(
     [
       `scire-solver ${info.version} (addon ${info.addonVersion}, built with ${info.buildSystem})`,
-      `LibTorch     ${info.libtorch}`,
-      `CUDA         ${info.cuda ? 'on' : 'off'}`,
+      `Variant      ${info.variant}`,
+      `Binary       ${info.binary} (${info.origin})`,
+      `LibTorch     ${info.libtorch}${info.libtorchDir ? ` (${info.libtorchDir})` : ''}`,
+      `CUDA         ${info.cuda ? 'on' : `off (${offReason})`}`,
       `GPUs         ${info.gpus}`,
       `Node.js      ${info.node}`,
     ].join('\n') + '\n',

@@ -12,7 +12,7 @@
  */
 import { withCallerStack } from './model';
 import { nativeBinding } from './native';
-import type { NativeExecuteOptions, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
+import type { AbortSignalLike, NativeExecuteOptions, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
 import {
@@ -44,7 +44,7 @@ function expectFloat32(field: string, value: unknown, length: number, lengthOf: 
 const numel = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** The Error an aborted run rejects with. */
-export function abortError(signal?: AbortSignal): Error {
+export function abortError(signal?: AbortSignalLike): Error {
   const err = new Error('The operation was aborted', signal?.reason === undefined ? undefined : { cause: signal.reason });
   err.name = 'AbortError';
   return err;

@@ -121,7 +121,7 @@ const PNG_COLOR_TYPE = { 1: 0, 3: 2 } as const; // grayscale, truecolour
 const PNG_MAX_DIMENSION = 2 ** 31 - 1;
 
 /** Encodes an 8-bit grayscale (channels 1) or RGB (channels 3) PNG, no interlacing. */
-export function encodePng(grid: ImageGrid): Buffer {
+export function encodePng(grid: ImageGrid): Uint8Array {
   const { width, height, channels, pixels } = grid;
   checkPositiveInteger(width, 'grid.width');
   checkPositiveInteger(height, 'grid.height');
@@ -160,7 +160,7 @@ const NPY_MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00]);
 const NPY_ALIGNMENT = 64;
 
 /** Encodes float32 data of the given shape as a NumPy .npy file (format 1.0, '<f4', C order). */
-export function encodeNpy(data: Float32Array, shape: readonly number[]): Buffer {
+export function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Array {
   if (!(data instanceof Float32Array)) {
     throw new TypeError('data must be a Float32Array');
   }

@@ -35,3 +35,8 @@ export { loadModel, MODEL_DTYPES } from './model';
 export type { LoadModelOptions } from './model';
 export { nativeBinding } from './native';
 export type { NativeModel, NativeModelInfo, NativeBuildInfo, DeviceName, ModelDType } from './native-types';
+export { bundledModels } from './bundled-models';
+export type { BundledModel, BundledModels } from './bundled-models';
+export { nativeAddonInfo } from './native';
+export type { NativeAddonInfo } from './native';
+export type { AbortSignalLike } from './native-types';

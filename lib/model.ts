@@ -35,7 +35,7 @@ export function resolveLoadModelOptions(options: unknown): { device: DeviceName;
     throw invalidType('device', "'cpu', 'cuda' or 'cuda:N'", device);
   }
   const dtype = expectOneOf('dtype', MODEL_DTYPES, options.dtype ?? 'float32');
-  return { device, dtype };
+  return { device: device as DeviceName, dtype }; // DEVICE_PATTERN checked the form
 }
 
 /** Loads a TorchScript model (a file written by torch.jit.save) on a worker thread. */

@@ -4,7 +4,8 @@
  */
 import type { Plan } from './plan';
 
-export type DeviceName = string; // 'cpu' | 'cuda' | 'cuda:N'
+/** A LibTorch device: the CPU, the current CUDA device, or CUDA device N. */
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
 export type ModelDType = 'float32' | 'float16' | 'bfloat16';
 
 export interface NativeModelInfo {
@@ -30,6 +31,17 @@ export interface NativeStepEvent {
   tCont?: number;
 }
 
+/**
+ * The part of the standard AbortSignal this package uses. Declared here so that the typings
+ * need neither @types/node nor the DOM library; an AbortController's signal fits it.
+ */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 /** A cancellation flag shared with a running plan (createAbortHandle()). */
 export interface NativeAbortHandle {
   abort(): void;
@@ -51,7 +63,7 @@ export interface NativeExecuteOptions {
   /** Called once per network evaluation (never blocks the sampling thread). */
   onStep?: (ev: NativeStepEvent) => void;
   /** Checked between evaluations; an aborted run rejects with an Error named 'AbortError'. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
   /** Alternative to `signal`: a handle from createAbortHandle(), checked the same way. */
   abortHandle?: NativeAbortHandle;
   /**
@@ -86,6 +98,8 @@ export interface NativeModel {
 
 export interface NativeBuildInfo {
   version: string;
+  /** 'cpu' or 'cudaNN' (CUDA major NN): the LibTorch the addon was built against (CMake builds; absent from node-gyp builds). */
+  variant?: string;
   torchVersion: string;
   cuda: boolean;
   cudaDeviceCount: number;

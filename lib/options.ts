@@ -50,7 +50,7 @@ export interface CompileOptions {
   /** Default 'multistep'. */
   method?: Method;
   /** 1, 2 or 3. Default 3 for scire, 2 for dpmpp, 1 (only) for ddim. */
-  order?: number;
+  order?: 1 | 2 | 3;
   /** Time steps. Default 'nsr' for scire, 'logsnr' for ddim and dpmpp. */
   skip?: SkipType;
   /** What the network predicts. Default 'noise'. */

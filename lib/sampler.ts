@@ -20,7 +20,7 @@
 import { compilePlan } from './compile';
 import { abortError, executePlan, type ExecuteOptions } from './execute';
 import type { CompileOptions } from './options';
-import type { NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
+import type { AbortSignalLike, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { randn } from './randn';
 import type { NoiseSchedule } from './schedule';
@@ -81,7 +81,7 @@ export interface SampleOptions {
   /** Called after every network evaluation. */
   onStep?: (event: SampleStepEvent) => void;
   /** Cancels the solve between evaluations; the promise then rejects with an AbortError. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
   /** 'auto' (default) | true | false: the whole solve as one CUDA graph on a GPU (see executePlan). */
   cudaGraph?: 'auto' | boolean;
 }

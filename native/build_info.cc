@@ -26,6 +26,9 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     o.Set("version", "unknown");
 #endif
     o.Set("torchVersion", TORCH_VERSION);
+#ifdef SCIRE_VARIANT
+    o.Set("variant", SCIRE_VARIANT);  // set by CMakeLists.txt: "cpu" | "cudaNN"
+#endif
 #ifdef SCIRE_WITH_CUDA
     o.Set("cuda", true);
     o.Set("cudaArchitectures", SCIRE_CUDA_ARCHITECTURES);

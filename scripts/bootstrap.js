@@ -4,17 +4,21 @@
  * Plain Node.js (no dependencies): it runs before `npm install` on a fresh clone.
  *
  *   node scripts/bootstrap.js              system check, npm deps, tsc, native addon (cmake-js)
- *   node scripts/bootstrap.js --with-gyp   ... and the node-gyp build in build-gyp/ (tests)
+ *   node scripts/bootstrap.js --test       ... plus what `npm test` needs: the test-only system
+ *                                          packages and the node-gyp build in build-gyp/
+ *   node scripts/bootstrap.js --with-gyp   ... and the node-gyp build in build-gyp/
  *   node scripts/bootstrap.js --gyp-only   only the node-gyp build in build-gyp/
+ *   node scripts/bootstrap.js --ts-only    only npm deps and tsc (npm pack's prepack)
  *   add --force to rebuild even when nothing changed
  *
  * Steps (each skipped when its inputs did not change):
- *  1. system: a C++ compiler, make, cmake, python3 (for node-gyp) and LibTorch. On Debian as
- *     root, missing ones are installed with apt-get (apt-get update first); otherwise the
- *     exact install command is printed and bootstrap exits with status 1.
+ *  1. system: the Debian packages of SYSTEM_PACKAGES below (what each is for, and which test
+ *     needs it). On Debian as root, missing ones are installed with apt-get (apt-get update
+ *     first); otherwise the exact install command is printed and bootstrap exits with status 1.
  *  2. npm dependencies: `npm ci` when node_modules is missing, `npm install` when it no
  *     longer matches package-lock.json.
- *  3. TypeScript: `tsc` when lib/ or tsconfig.json changed (content hash).
+ *  3. TypeScript: `tsc` when lib/ or tsconfig.json changed (content hash); files in dist/
+ *     whose source is gone are removed.
  *  4. native addon: cmake-js build when native/, CMakeLists.txt, binding.gyp or the build
  *     options changed (content hash; stamp in build/). Without cmake: node-gyp.
  *
@@ -42,12 +46,13 @@ const BUILD_ENV = ['SCIRE_WITH_CUDA', 'SCIRE_CUDA_ARCHITECTURES', 'LIBTORCH', 'T
 
 const argv = new Set(process.argv.slice(2));
 for (const a of argv) {
-  if (!['--with-gyp', '--gyp-only', '--force', '--quiet'].includes(a)) {
-    console.error(`bootstrap: unknown option '${a}' (allowed: --with-gyp, --gyp-only, --force, --quiet)`);
+  if (!['--test', '--with-gyp', '--gyp-only', '--ts-only', '--force', '--quiet'].includes(a)) {
+    console.error(`bootstrap: unknown option '${a}' (allowed: --test, --with-gyp, --gyp-only, --ts-only, --force, --quiet)`);
     process.exit(2);
   }
 }
 const FORCE = argv.has('--force');
+const FOR_TESTS = argv.has('--test');
 const QUIET = argv.has('--quiet');
 const JOBS = Math.max(1, Number(process.env.SCIRE_BUILD_JOBS) || os.cpus().length || 1);
 
@@ -215,26 +220,55 @@ function safeReaddir(dir) {
   }
 }
 
-function checkSystem(needCmake) {
+/**
+ * Every system package the build and `npm test` use, with who needs it. `tests: true` rows are
+ * checked only for `npm test` (--test). Test files that run an external program or read a
+ * system path: test/benchmarks-smoke.test.ts (/usr/bin/python3 + torch for benchmarks/fid.py,
+ * /usr/share/datasets/fashion-mnist for benchmarks/fid.ts), test/image-io.test.ts (numpy in
+ * /usr/bin/python3), test/native-gyp-build.test.ts (node-gyp: python3, make, g++),
+ * test/install-consumer.test.ts (release: cmake-js build tools, readelf), every native test
+ * (LibTorch).
+ */
+const SYSTEM_PACKAGES = [
+  { pkg: 'g++', what: 'a C++17 compiler', usedBy: 'the addon build (cmake-js, node-gyp)', present: () => which(process.env.CXX || 'g++') || which('c++') },
+  { pkg: 'make', what: 'make', usedBy: 'the addon build (cmake-js without ninja, node-gyp)', present: () => which('make') },
+  { pkg: 'cmake', what: 'CMake', usedBy: 'the primary addon build (cmake-js); scripts/release.js', cmakeOnly: true, present: () => which('cmake') },
+  { pkg: 'python3', what: 'python3', usedBy: 'node-gyp (test/native-gyp-build.test.ts, npm run build:gyp)', present: () => which('python3') },
+  { pkg: 'binutils', what: 'readelf', usedBy: 'scripts/release.js (a cpu binary must not link libcudart; test/install-consumer.test.ts)', present: () => which('readelf') },
+  {
+    pkg: 'libtorch-dev',
+    what: 'LibTorch (C++ PyTorch)',
+    usedBy: 'the addon: every native test, npm run demo',
+    present: () => process.env.LIBTORCH || process.env.Torch_DIR || findSystemLibTorch(),
+  },
+  {
+    pkg: 'python3-torch',
+    what: '/usr/bin/python3 with torch and numpy',
+    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.py), test/image-io.test.ts (numpy.load)',
+    tests: true,
+    present: () => childProcess.spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0,
+  },
+  {
+    pkg: 'dataset-fashion-mnist',
+    what: 'the Fashion-MNIST data set (/usr/share/datasets/fashion-mnist)',
+    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.ts reference statistics)',
+    tests: true,
+    present: () => fs.existsSync('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz'),
+  },
+];
+
+function checkSystem(needCmake, forTests) {
   if (process.env.SCIRE_SKIP_SYSTEM_CHECK === '1') return;
   const major = Number(process.versions.node.split('.')[0]);
   if (major < 18) throw new BootstrapError(`Node.js >= 18 is required (this is ${process.version})`);
 
-  const missing = []; // [what, debian package]
-  if (!which(process.env.CXX || 'g++') && !which('c++')) missing.push(['a C++17 compiler', 'g++']);
-  if (!which('make')) missing.push(['make', 'make']);
-  if (needCmake && !which('cmake')) missing.push(['cmake (the primary build)', 'cmake']);
-  if (!which('python3')) missing.push(['python3 (node-gyp)', 'python3']);
   const torchFromEnv = process.env.LIBTORCH || process.env.Torch_DIR;
-  if (torchFromEnv) {
-    if (!fs.existsSync(torchFromEnv)) throw new BootstrapError(`LibTorch folder '${torchFromEnv}' (from LIBTORCH / Torch_DIR) does not exist`);
-  } else if (!findSystemLibTorch()) {
-    missing.push(['LibTorch (C++ PyTorch)', 'libtorch-dev']);
-  }
+  if (torchFromEnv && !fs.existsSync(torchFromEnv)) throw new BootstrapError(`LibTorch folder '${torchFromEnv}' (from LIBTORCH / Torch_DIR) does not exist`);
+  const missing = SYSTEM_PACKAGES.filter((p) => (!p.cmakeOnly || needCmake) && (!p.tests || forTests) && !p.present());
   if (missing.length === 0) return;
 
-  const pkgs = missing.map(([, p]) => p);
-  const what = missing.map(([w]) => w).join(', ');
+  const pkgs = missing.map((p) => p.pkg);
+  const what = missing.map((p) => `${p.what} (${p.pkg}: ${p.usedBy})`).join('; ');
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const apt = which('apt-get');
   if (apt && isRoot) {
@@ -247,8 +281,8 @@ function checkSystem(needCmake) {
   const sudo = which('sudo') ? 'sudo ' : '';
   const how = apt
     ? `  ${sudo}apt-get update && ${sudo}apt-get install -y --no-install-recommends ${pkgs.join(' ')}`
-    : `  install: ${what} (Debian/Ubuntu packages: ${pkgs.join(' ')}),\n  or point LIBTORCH at an unzipped LibTorch from https://pytorch.org`;
-  throw new BootstrapError(`this machine lacks ${what}. Install ${missing.length > 1 ? 'them' : 'it'}, then run the command again:\n${how}`);
+    : `  install the Debian/Ubuntu packages ${pkgs.join(' ')} or their equivalents\n  (LibTorch: or point LIBTORCH at an unzipped LibTorch from https://pytorch.org)`;
+  throw new BootstrapError(`this machine lacks:\n  ${missing.map((p) => `${p.what} (${p.pkg}: ${p.usedBy})`).join('\n  ')}\nInstall ${missing.length > 1 ? 'them' : 'it'}, then run the command again:\n${how}`);
 }
 
 // ---------------------------------------------------------------- 2. npm dependencies
@@ -300,7 +334,26 @@ function ensureTypeScript(stamps) {
   if (!FORCE && stamps.tsc === hash && fs.existsSync(path.join(ROOT, 'dist'))) return;
   log('TypeScript: lib/ changed, compiling to dist/');
   run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  pruneDist();
   stamps.tsc = hash;
+}
+
+/** Removes dist/ files whose lib/ source is gone (they would otherwise ship in npm pack). */
+function pruneDist(rel = '') {
+  for (const name of safeReaddir(path.join(ROOT, 'dist', rel))) {
+    const r = path.join(rel, name);
+    const abs = path.join(ROOT, 'dist', r);
+    if (fs.statSync(abs).isDirectory()) {
+      pruneDist(r);
+      if (safeReaddir(abs).length === 0) fs.rmdirSync(abs);
+      continue;
+    }
+    const stem = r.replace(/(\.d\.ts|\.js)(\.map)?$/, '');
+    if (stem !== r && !fs.existsSync(path.join(ROOT, 'lib', `${stem}.ts`))) {
+      log(`dist/${r}: its source is gone, removing it`);
+      fs.rmSync(abs);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- 4. native addon
@@ -391,9 +444,19 @@ function main() {
   const t0 = Date.now();
   if (argv.has('--gyp-only')) {
     withLock(path.join(ROOT, 'build-logs', '.gyp-lock'), ensureGypAddon);
+  } else if (argv.has('--ts-only')) {
+    withLock(path.join(ROOT, 'build-logs', '.bootstrap-lock'), () => {
+      ensureNpmDeps();
+      const stamps = readJson(STAMP_FILE, {});
+      try {
+        ensureTypeScript(stamps);
+      } finally {
+        writeJson(STAMP_FILE, { ...readJson(STAMP_FILE, {}), tsc: stamps.tsc });
+      }
+    });
   } else {
     const builder = chooseBuildSystem();
-    checkSystem(builder === 'cmake-js');
+    checkSystem(builder === 'cmake-js', FOR_TESTS);
     withLock(path.join(ROOT, 'build-logs', '.bootstrap-lock'), () => {
       ensureNpmDeps();
       const stamps = readJson(STAMP_FILE, {});
@@ -404,7 +467,7 @@ function main() {
         writeJson(STAMP_FILE, stamps);
       }
     });
-    if (argv.has('--with-gyp')) withLock(path.join(ROOT, 'build-logs', '.gyp-lock'), ensureGypAddon);
+    if (argv.has('--with-gyp') || FOR_TESTS) withLock(path.join(ROOT, 'build-logs', '.gyp-lock'), ensureGypAddon);
   }
   log(`up to date (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 }

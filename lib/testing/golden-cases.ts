@@ -56,7 +56,7 @@ export function goldenCaseOptions(c: GoldenCaseCall, schedule: NoiseSchedule = g
   if (skip === undefined) throw new RangeError(`golden case skip_type must be one of ${Object.keys(SKIP).join(', ')}, got ${JSON.stringify(c.skip_type)}`);
   const common = {
     schedule,
-    order: c.order,
+    order: c.order as CompileOptions['order'], // the golden cases use orders 1-3
     steps: c.steps,
     skip,
     denoiseToZero: c.denoise_to_zero,
