@@ -129,19 +129,82 @@ export function multistepCoefficients(
   return pastTimes.map((_, i) => inc.get(i) ?? 0);
 }
 
-/** Emits the multistep solve on state register ctx.builder.x; returns a register free at the end. */
-export function emitScireMultistep(ctx: SolverContext, variable: ScireVariable): { spare: number } {
-  const { order, steps, lowerOrderFinal, rde } = ctx.options;
+/**
+ * The corrector's increment y_t - y (docs/math.md section 9): the UniC idea applied to the
+ * recursive differences. m_t = m(y_t^pred, t) is the evaluation the next step needs anyway;
+ * the corrector integrates the polynomial through (v_t, m_t), (v_0, m0), ..., (v_{p-1}, m_{p-1})
+ * (p = the step's predictor order) from v_0 to v_t, written as a Taylor series at v_0 whose
+ * k-th derivative estimate carries the RDE factor 1/phi^k with the official phi of the step
+ * (corrector 'faithful', whatever rde is) or none (phi = 1, 'consistent'):
+ *
+ *   D1_t = m_t - m0                                           (forward difference)
+ *   f0t  = D1_t / h,  f10 = (m0 - m1)/h1,  f21 = (m1 - m2)/h2
+ *   f10t = (f0t - f10)/(h + h1),  f210 = (f10 - f21)/(h1 + h2),  f210t = (f10t - f210)/(h + h1 + h2)
+ *   p = 1:  y_t = y + h m0 + h/(2 phi) D1_t
+ *   p = 2:  ... - h^3/(6 phi^2) f10t
+ *   p = 3:  ... - (h^4/12 + h1 h^3/6)/phi^3 f210t
+ * With phi = 1 these are the Adams-Moulton formulas in v (orders 2, 3, 4).
+ */
+export function correctorIncrement(
+  variable: ScireVariable,
+  pastTimes: readonly number[],
+  t: number,
+  phi: number,
+  m: readonly number[],
+  mT: number,
+): LinearExpr {
+  const order = pastTimes.length;
+  const v = pastTimes.map((pt) => variable.at(pt)).reverse(); // v[0] = v_0 (newest)
+  const h = variable.at(t) - v[0];
+  const m0 = reg(m[0]);
+  const D1_t = sub(reg(mT), m0);
+  const terms: LinearExpr[] = [
+    scale(h, m0),
+    scale(h / (2 * phi), D1_t),
+  ];
+  if (order >= 2) {
+    const h1 = v[0] - v[1];
+    const f0t = scale(1 / h, D1_t);
+    const f10 = scale(1 / h1, sub(m0, reg(m[1])));
+    const f10t = scale(1 / (h + h1), sub(f0t, f10));
+    terms.push(scale(-(h * h * h) / (6 * phi * phi), f10t));
+    if (order === 3) {
+      const h2 = v[1] - v[2];
+      const f21 = scale(1 / h2, sub(reg(m[1]), reg(m[2])));
+      const f210 = scale(1 / (h1 + h2), sub(f10, f21));
+      const f210t = scale(1 / (h + h1 + h2), sub(f10t, f210));
+      terms.push(scale(-((h * h * h * h) / 12 + (h1 * h * h * h) / 6) / (phi * phi * phi), f210t));
+    }
+  }
+  return sum(...terms);
+}
+
+/**
+ * Emits the multistep solve starting from the state in ctx.builder.x; returns the register
+ * that holds the final state and one that is free at the end.
+ */
+export function emitScireMultistep(ctx: SolverContext, variable: ScireVariable): { state: number; spare: number } {
+  const { order, steps, lowerOrderFinal, rde, corrector } = ctx.options;
   const faithful = rde !== 'consistent';
   const b = ctx.builder;
-  const y = b.x;
   const grid = ctx.timeSteps(steps);
-  const regs = Array.from({ length: order }, () => b.reg());
-  const evalInto = (t: number, dst: number): void =>
-    ctx.evaluate({ src: y, inScale: variable.stateScale(t), t, target: variable.target, dst });
+  // With the corrector the newest evaluation is taken before the oldest is dropped: one more register.
+  const regs = Array.from({ length: corrector === 'none' ? order : order + 1 }, () => b.reg());
+  const free = regs.slice();
+  // y: the state; yp: the predicted state the corrector's evaluation is taken at (they alternate).
+  let y = b.x;
+  let yp = corrector === 'none' ? -1 : b.reg();
+  const evalInto = (src: number, t: number, dst: number): void =>
+    ctx.evaluate({ src, inScale: variable.stateScale(t), t, target: variable.target, dst });
+  const past: Past[] = [];
+  const record = (t: number, r: number): void => {
+    past.push({ t, reg: r });
+    if (past.length > order) free.push((past.shift() as Past).reg);
+  };
 
-  const past: Past[] = [{ t: grid[0], reg: regs[0] }];
-  evalInto(grid[0], regs[0]);
+  const first = free.shift() as number;
+  evalInto(y, grid[0], first);
+  record(grid[0], first);
   const phis = seriesPhi(steps + 1);
   const lowerAtEnd = lowerOrderFinal && (faithful || steps < 10);
 
@@ -152,23 +215,33 @@ export function emitScireMultistep(ctx: SolverContext, variable: ScireVariable):
     else stepOrder = lowerAtEnd ? Math.min(order, steps + 1 - step) : order;
     const phi = faithful ? multistepPhi(phis, step, steps, order) : 1;
     const used = past.slice(past.length - stepOrder);
-    const increment = multistepIncrement(
-      ctx,
-      variable,
-      used.map((p) => p.t),
-      t,
-      faithful,
-      phi,
-      used.map((p) => p.reg).reverse(),
-    );
-    // y_t = y + increment
-    emit(b, y, sum(reg(y), increment));
-    if (step < steps) {
-      const reg = past.length < order ? regs[past.length] : (past.shift() as Past).reg;
-      evalInto(t, reg);
-      past.push({ t, reg });
+    const usedTimes = used.map((p) => p.t);
+    const m = used.map((p) => p.reg).reverse(); // newest first
+    const increment = multistepIncrement(ctx, variable, usedTimes, t, faithful, phi, m);
+    if (step === steps) {
+      // y_t = y + increment  (no evaluation after the last step, so no corrector either)
+      emit(b, y, sum(reg(y), increment));
+      break;
+    }
+    if (corrector === 'none') {
+      emit(b, y, sum(reg(y), increment));
+      // The oldest value is not needed any more: its register takes the new evaluation.
+      if (past.length === order) free.push((past.shift() as Past).reg);
+      const mT = free.shift() as number;
+      evalInto(y, t, mT);
+      record(t, mT);
+    } else {
+      const mT = free.shift() as number;
+      // predictor: y_t^pred = y + increment;  m_t = m(y_t^pred, t);  corrector: y_t = y + correction
+      emit(b, yp, sum(reg(y), increment));
+      evalInto(yp, t, mT);
+      // faithful: the official phi of this step (also when the predictor is 'consistent')
+      const phiC = corrector === 'faithful' ? multistepPhi(phis, step, steps, order) : 1;
+      emit(b, yp, sum(reg(y), correctorIncrement(variable, usedTimes, t, phiC, m, mT)));
+      [y, yp] = [yp, y];
+      record(t, mT);
     }
   }
   // After the last update no model output is needed any more: every model register is free.
-  return { spare: regs[0] };
+  return { state: y, spare: regs[0] };
 }
