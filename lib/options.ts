@@ -6,6 +6,7 @@
  * noise-prediction model, faithful recursive difference estimation.
  */
 import type { ModelType } from './plan-builder';
+import { applyPreset, type AutoChoice, type Preset } from './presets/auto';
 import type { NoiseSchedule } from './schedule';
 import { SKIP_TYPES, type SkipType } from './timesteps';
 import {
@@ -47,6 +48,12 @@ export interface Thresholding {
 
 export interface CompileOptions {
   schedule: NoiseSchedule;
+  /**
+   * 'auto': the solver fields (solver, algorithm, method, order, skip, rde, corrector, variant,
+   * finalCorrector, lowerOrderFinal) are chosen per schedule and NFE from lib/presets/auto-table.json
+   * (lib/presets/auto.ts); they may then not be given. Default: none (the official SciRE defaults).
+   */
+  preset?: Preset;
   /** Number of steps (NFE budget; see docs/math.md for the exact NFE of each method). */
   steps: number;
   /** Default 'scire'. */
@@ -118,10 +125,13 @@ export interface ResolvedOptions {
   corrector: ScireCorrector;
   nsrShift: number;
   rho: number;
+  /** What preset 'auto' chose (null without a preset). */
+  auto: AutoChoice | null;
 }
 
 export const OPTION_KEYS: readonly (keyof CompileOptions)[] = [
   'schedule',
+  'preset',
   'steps',
   'solver',
   'algorithm',
@@ -163,8 +173,9 @@ export function expectSchedule(field: string, value: unknown): NoiseSchedule {
 }
 
 export function resolveOptions(options: CompileOptions): ResolvedOptions {
-  const o = expectObject('compilePlan options', options);
-  expectKnownKeys('compilePlan options', o, OPTION_KEYS as readonly string[]);
+  expectKnownKeys('compilePlan options', expectObject('compilePlan options', options), OPTION_KEYS as readonly string[]);
+  const { options: applied, choice: auto } = applyPreset(options);
+  const o = applied as unknown as Record<string, unknown>;
   const schedule = expectSchedule('schedule', o.schedule);
   const solver = o.solver === undefined ? 'scire' : expectOneOf('solver', SOLVERS, o.solver);
   const isScire = solver === 'scire';
@@ -268,5 +279,6 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
     corrector,
     nsrShift,
     rho,
+    auto,
   };
 }
