@@ -1,8 +1,8 @@
 /**
- * Unified accuracy benchmark (issue 6): error per number of network evaluations for SciRE
- * v1/v2 (multistep and singlestep_fixed, order 2 and 3, NSR and time-uniform steps),
- * DPM-Solver++ 2M/3M and DDIM, against a high-accuracy solution of the same ODE from the
- * same noise.
+ * Unified accuracy benchmark (issues 6, 14): error per number of network evaluations for SciRE
+ * v1/v2 (multistep and singlestep_fixed, order 2 and 3, NSR and time-uniform steps; with the
+ * consistent RDE and the corrector), DPM-Solver++ 2M/3M, DDIM, UniPC and preset 'auto',
+ * against a high-accuracy solution of the same ODE from the same noise.
  *
  *   npm run bench:accuracy                       both parts, full settings, writes benchmarks/results/
  *   npx vite-node benchmarks/accuracy.ts -- --part gmm
@@ -33,6 +33,10 @@ const CHART_ROWS = [
   'SciRE v2 2S-fixed (nsr)',
   'SciRE v1 3M (time-uniform)',
   'SciRE v1 3M consistent (nsr)',
+  'SciRE v1 2M + corrector (time-quadratic)',
+  'UniPC bh1 3M (logsnr)',
+  'UniPC bh2 2M (logsnr)',
+  'auto (preset)',
 ];
 
 async function main(): Promise<void> {

@@ -30,6 +30,8 @@ if [[ "${1:-}" == "prepare" ]]; then
   rm -rf "$TMP/js"
   npx tsc --outDir "$TMP/js" --rootDir . --target ES2022 --module commonjs --moduleResolution node --types node \
     --strict --esModuleInterop --skipLibCheck benchmarks/fid.ts benchmarks/accuracy.ts
+  # preset 'auto' reads its table next to the compiled lib/presets/auto.js
+  cp lib/presets/auto-table.json "$TMP/js/lib/presets/"
   /usr/bin/python3 benchmarks/fid.py --save-ref-stats "$TMP/fid-ref.pt" --train-ref "${SAMPLES:-2000}"
   log "prepared $TMP: $(ls "$TMP" | tr '\n' ' ')"
   exit 0
@@ -58,7 +60,7 @@ gpu_addon
 # Three stages, each cut off at the deadline (DEADLINE seconds after the start, default 300:
 # device time is short): FD on the main grid, the accuracy grid, then FD on the rest of the grid.
 left() { echo $(( ${DEADLINE:-300} - ( $(date +%s) - T0 ) )); }
-MAIN="SciRE v1 3M (nsr),SciRE v1 2M (nsr),SciRE v2 3M (nsr),SciRE v1 3S-fixed (nsr),SciRE v1 3M (time-uniform),DPM-Solver++ 2M (logsnr),DPM-Solver++ 3M (logsnr),DDIM (logsnr)"
+MAIN="SciRE v1 3M (nsr),SciRE v1 2M (nsr),SciRE v2 3M (nsr),SciRE v1 3S-fixed (nsr),SciRE v1 3M (time-uniform),DPM-Solver++ 2M (logsnr),DPM-Solver++ 3M (logsnr),DDIM (logsnr),UniPC bh2 2M (logsnr),UniPC bh1 3M (logsnr),SciRE v1 2M + corrector (time-quadratic),auto (preset)"
 fid() {  # fid <timeout s> <solvers> <out dir>
   mkdir -p "$3"
   SCIRE_NATIVE_PATH="$ADDON" timeout "$1" "$NODE" "$TMP/js/benchmarks/fid.js" --root "$ROOT" --device cuda --python "$PYTHON" \

@@ -30,7 +30,15 @@ import { parseArgs, table } from './support/markdown';
 import { fullGrid, gridByNames } from './support/solver-grid';
 import { logLogChart } from './support/svg-chart';
 
-const DEFAULT_SOLVERS = ['SciRE v1 3M (nsr)', 'SciRE v1 2M (nsr)', 'DPM-Solver++ 3M (logsnr)', 'DDIM (logsnr)'];
+const DEFAULT_SOLVERS = [
+  'SciRE v1 3M (nsr)',
+  'SciRE v1 2M (nsr)',
+  'DPM-Solver++ 3M (logsnr)',
+  'DDIM (logsnr)',
+  'UniPC bh2 2M (logsnr)',
+  'SciRE v1 2M + corrector (time-quadratic)',
+  'auto (preset)',
+];
 const DEFAULT_NFES = [6, 8, 10, 12, 20];
 
 function slug(name: string, nfe: number): string {
@@ -138,7 +146,7 @@ async function main(): Promise<void> {
       grid.map((e) => ({
         label: e.name,
         points: files.filter((f) => f.name === e.name).map((f) => [f.actualNfe, fd(f)] as [number, number]),
-        dashed: e.family !== 'SciRE',
+        dashed: e.family !== 'SciRE' && e.family !== 'SciRE+' && e.family !== 'auto',
       })),
       { title: `Fashion-MNIST: Frechet distance of classifier features (${samples} samples)`, xLabel: 'NFE', yLabel: 'FD (lower is better)' },
     ),

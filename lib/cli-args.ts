@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ALGORITHMS, METHODS, MODEL_TYPES, SOLVERS, type Algorithm, type Method, type ModelType, type SolverName } from './options';
+import { PRESETS, type Preset } from './presets/auto';
 import { SKIP_TYPES, type SkipType } from './timesteps';
 
 export class UsageError extends Error {
@@ -27,14 +28,17 @@ Samples a TorchScript diffusion model with SciRE-Solver (or DDIM / DPM-Solver++)
 the batch as a PNG grid (image-shaped samples, values mapped from the model's data range,
 [-1, 1] by default) or as a .npy array (float32, any shape). The model's schedule, sample
 shape and prediction type come from the JSON card next to it (model.pt -> model.json).
-Defaults: the bundled Fashion-MNIST model and the paper's few-step recommendation
-(SciRE v1, multistep, order 3, NSR time steps) at 12 network evaluations, 64 samples.
+Defaults: the bundled Fashion-MNIST model, preset auto (the solver configuration measured
+best for the schedule and NFE, lib/presets/auto-table.json) at 12 network evaluations, 64
+samples. Any solver flag (or --preset none) turns the preset off; compilePlan's defaults are
+then the paper's few-step recommendation (SciRE v1, multistep, order 3, NSR time steps).
 
 Flags:
   --model <file.pt>     TorchScript model (default: the bundled models/fmnist_unet.pt)
   --card <file.json>    Model card (default: the model path with .json)
   --steps <int>         Solver steps, >= 1 (default 12); the NFE, except singlestep_fixed
                         (floor(steps/order)*order)
+  --preset <name>       auto | none (default auto unless a solver flag is given)
   --solver <name>       ${list(SOLVERS)} (default scire)
   --algorithm <name>    ${list(ALGORITHMS)} (scire only; default v1)
   --method <name>       ${list(METHODS)} (default multistep)
@@ -70,6 +74,7 @@ export interface SampleArgs {
   model?: string;
   card?: string;
   steps: number;
+  preset?: Preset;
   solver?: SolverName;
   algorithm?: Algorithm;
   method?: Method;
@@ -164,6 +169,7 @@ function parseSample(args: string[]): SampleArgs {
       model: { type: 'string' },
       card: { type: 'string' },
       steps: { type: 'string' },
+      preset: { type: 'string' },
       solver: { type: 'string' },
       algorithm: { type: 'string' },
       method: { type: 'string' },
@@ -191,6 +197,7 @@ function parseSample(args: string[]): SampleArgs {
     model: values.model,
     card: values.card,
     steps: integer('steps', values.steps, 1) ?? 12,
+    preset: choice('preset', PRESETS, values.preset),
     solver: choice('solver', SOLVERS, values.solver),
     algorithm: choice('algorithm', ALGORITHMS, values.algorithm),
     method: choice('method', METHODS, values.method),

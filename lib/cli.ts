@@ -80,10 +80,13 @@ async function runSample(args: SampleArgs): Promise<void> {
   }
   checkOutputFits(args.out, sampleShape);
 
+  const solverFlags = [args.solver, args.algorithm, args.method, args.order, args.skip].some((v) => v !== undefined);
   const solverOptions: CompileOptions = {
     schedule: card.schedule,
     modelType: args.modelType ?? card.modelType,
     steps: args.steps,
+    // preset auto is the default unless a solver flag is given
+    preset: args.preset ?? (solverFlags ? undefined : 'auto'),
     solver: args.solver,
     algorithm: args.algorithm,
     method: args.method,
@@ -118,7 +121,7 @@ async function runSample(args: SampleArgs): Promise<void> {
   const meta = sampler.planFor().meta;
   const solver = [meta.solver, meta.algorithm, meta.method, meta.order !== undefined ? `order ${meta.order}` : undefined, meta.skip]
     .filter((v) => v !== undefined && v !== null)
-    .join(' ');
+    .join(' ') + (result.solver.preset ? ` [preset auto: ${result.solver.presetRow?.name}]` : '');
   process.stdout.write(
     `${args.samples} samples [${sampleShape.join(', ')}] -> ${args.out}: NFE ${result.nfe}, ` +
       `${seconds.toFixed(2)} s, ${(args.samples / seconds).toFixed(1)} samples/s ` +

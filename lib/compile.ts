@@ -4,6 +4,7 @@
  *   'scire' -> compileScire (lib/solvers/scire.ts)
  *   'ddim'  -> compileDdim  (lib/solvers/ddim.ts)
  *   'dpmpp' -> compileDpmpp (lib/solvers/dpmpp.ts)
+ *   'unipc' -> compileUniPc (lib/solvers/unipc.ts)
  */
 import type { Plan } from './plan';
 import { resolveOptions, type CompileOptions } from './options';
@@ -11,6 +12,7 @@ import { createSolverContext } from './solvers/context';
 import { compileDdim } from './solvers/ddim';
 import { compileDpmpp } from './solvers/dpmpp';
 import { compileScire } from './solvers/scire';
+import { compileUniPc } from './solvers/unipc';
 
 export function compilePlan(options: CompileOptions): Plan {
   const resolved = resolveOptions(options);
@@ -26,13 +28,16 @@ export function compilePlan(options: CompileOptions): Plan {
     case 'dpmpp':
       plan = compileDpmpp(ctx);
       break;
+    case 'unipc':
+      plan = compileUniPc(ctx);
+      break;
   }
   if (resolved.thresholding && !plan.ops.some((op) => op.op === 'threshold')) {
     // Thresholding acts on data predictions only; refuse silently ignoring it.
     const hint =
       resolved.solver === 'scire'
         ? "use algorithm 'v2' (data prediction) or denoiseToZero: true"
-        : "use solver 'dpmpp' or 'scire' with algorithm 'v2'";
+        : "use solver 'dpmpp', 'unipc' or 'scire' with algorithm 'v2'";
     throw new TypeError(
       `Expected no thresholding for solver '${resolved.solver}'${resolved.algorithm ? ` with algorithm '${resolved.algorithm}'` : ''} ` +
         `but received thresholding: this configuration makes no data prediction to threshold (${hint})`,

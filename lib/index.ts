@@ -14,7 +14,10 @@ export type {
   SkipType,
   ModelType,
   Thresholding,
+  UniPcVariant,
+  ScireCorrector,
 } from './options';
+export type { Preset, SolverReport, AutoChoice, PresetConfig } from './presets/auto';
 export { resolveOptions, OPTION_KEYS } from './options';
 export { timeSteps, SKIP_TYPES } from './timesteps';
 export { executePlanReference, dynamicThreshold } from './reference';

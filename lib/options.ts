@@ -6,6 +6,7 @@
  * noise-prediction model, faithful recursive difference estimation.
  */
 import type { ModelType } from './plan-builder';
+import { applyPreset, type AutoChoice, type Preset } from './presets/auto';
 import type { NoiseSchedule } from './schedule';
 import { SKIP_TYPES, type SkipType } from './timesteps';
 import {
@@ -19,17 +20,23 @@ import {
   outOfRange,
 } from './validate';
 
-export type SolverName = 'scire' | 'ddim' | 'dpmpp';
+export type SolverName = 'scire' | 'ddim' | 'dpmpp' | 'unipc';
 export type Algorithm = 'v1' | 'v2';
 export type Method = 'multistep' | 'singlestep_agile' | 'singlestep_fixed';
 export type RdeMode = 'faithful' | 'consistent';
+/** UniPC's B(h): 'bh1' = h, 'bh2' = e^h - 1 (Zhao et al. 2023, section 3.2). */
+export type UniPcVariant = 'bh1' | 'bh2';
+/** SciRE only: the UniC-style corrector of docs/math.md section 9 ('none' = the official solver). */
+export type ScireCorrector = 'none' | 'faithful' | 'consistent';
 export type { SkipType, ModelType };
 
-export const SOLVERS: readonly SolverName[] = ['scire', 'ddim', 'dpmpp'];
+export const SOLVERS: readonly SolverName[] = ['scire', 'ddim', 'dpmpp', 'unipc'];
 export const ALGORITHMS: readonly Algorithm[] = ['v1', 'v2'];
 export const METHODS: readonly Method[] = ['multistep', 'singlestep_agile', 'singlestep_fixed'];
 export const MODEL_TYPES: readonly ModelType[] = ['noise', 'x_start', 'v', 'score'];
 export const RDE_MODES: readonly RdeMode[] = ['faithful', 'consistent'];
+export const UNIPC_VARIANTS: readonly UniPcVariant[] = ['bh1', 'bh2'];
+export const SCIRE_CORRECTORS: readonly ScireCorrector[] = ['none', 'faithful', 'consistent'];
 
 /** Dynamic thresholding of data predictions (Imagen; DPM-Solver's dynamic_thresholding_fn). */
 export interface Thresholding {
@@ -41,6 +48,12 @@ export interface Thresholding {
 
 export interface CompileOptions {
   schedule: NoiseSchedule;
+  /**
+   * 'auto': the solver fields (solver, algorithm, method, order, skip, rde, corrector, variant,
+   * finalCorrector, lowerOrderFinal) are chosen per schedule and NFE from lib/presets/auto-table.json
+   * (lib/presets/auto.ts); they may then not be given. Default: none (the official SciRE defaults).
+   */
+  preset?: Preset;
   /** Number of steps (NFE budget; see docs/math.md for the exact NFE of each method). */
   steps: number;
   /** Default 'scire'. */
@@ -67,6 +80,19 @@ export interface CompileOptions {
   thresholding?: Partial<Thresholding>;
   /** SciRE only: 'faithful' (the official coefficients, default) or 'consistent' (exact Taylor coefficients). */
   rde?: RdeMode;
+  /** UniPC only: B(h) = h ('bh1', default, as the authors' code) or e^h - 1 ('bh2'). */
+  variant?: UniPcVariant;
+  /**
+   * UniPC only: also correct the last step (UniC after the final predictor), which costs one
+   * more evaluation at tEnd (NFE = steps + 1). Default false, as the authors' code.
+   */
+  finalCorrector?: boolean;
+  /**
+   * SciRE multistep only: correct every step with the evaluation the next step needs anyway
+   * (UniC idea, no extra NFE; docs/math.md section 9). 'faithful' uses the official phi / ratio
+   * damping in the corrector, 'consistent' the exact quadrature weights. Default 'none'.
+   */
+  corrector?: ScireCorrector;
   /** k of the 'nsr' time steps (default 3.1). */
   nsrShift?: number;
   /** rho of the 'karras' time steps (default 7). */
@@ -91,12 +117,21 @@ export interface ResolvedOptions {
   thresholding: Thresholding | null;
   /** null unless solver is 'scire'. */
   rde: RdeMode | null;
+  /** null unless solver is 'unipc'. */
+  variant: UniPcVariant | null;
+  /** false unless solver is 'unipc'. */
+  finalCorrector: boolean;
+  /** 'none' unless solver is 'scire'. */
+  corrector: ScireCorrector;
   nsrShift: number;
   rho: number;
+  /** What preset 'auto' chose (null without a preset). */
+  auto: AutoChoice | null;
 }
 
 export const OPTION_KEYS: readonly (keyof CompileOptions)[] = [
   'schedule',
+  'preset',
   'steps',
   'solver',
   'algorithm',
@@ -110,6 +145,9 @@ export const OPTION_KEYS: readonly (keyof CompileOptions)[] = [
   'tEnd',
   'thresholding',
   'rde',
+  'variant',
+  'finalCorrector',
+  'corrector',
   'nsrShift',
   'rho',
 ];
@@ -135,8 +173,9 @@ export function expectSchedule(field: string, value: unknown): NoiseSchedule {
 }
 
 export function resolveOptions(options: CompileOptions): ResolvedOptions {
-  const o = expectObject('compilePlan options', options);
-  expectKnownKeys('compilePlan options', o, OPTION_KEYS as readonly string[]);
+  expectKnownKeys('compilePlan options', expectObject('compilePlan options', options), OPTION_KEYS as readonly string[]);
+  const { options: applied, choice: auto } = applyPreset(options);
+  const o = applied as unknown as Record<string, unknown>;
   const schedule = expectSchedule('schedule', o.schedule);
   const solver = o.solver === undefined ? 'scire' : expectOneOf('solver', SOLVERS, o.solver);
   const isScire = solver === 'scire';
@@ -147,12 +186,30 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
   if (!isScire && o.rde !== undefined) {
     throw invalidType('rde', `no rde with solver '${solver}' (rde applies to solver 'scire' only)`, o.rde);
   }
+  const isUnipc = solver === 'unipc';
+  for (const key of ['variant', 'finalCorrector'] as const) {
+    if (!isUnipc && o[key] !== undefined) {
+      throw invalidType(key, `no ${key} with solver '${solver}' (${key} applies to solver 'unipc' only)`, o[key]);
+    }
+  }
+  if (!isScire && o.corrector !== undefined) {
+    throw invalidType('corrector', `no corrector with solver '${solver}' (corrector applies to solver 'scire' only; UniPC always corrects)`, o.corrector);
+  }
+  const variant = isUnipc ? (o.variant === undefined ? 'bh1' : expectOneOf('variant', UNIPC_VARIANTS, o.variant)) : null;
+  const finalCorrector = isUnipc && o.finalCorrector !== undefined ? expectBoolean('finalCorrector', o.finalCorrector) : false;
+  const corrector = isScire && o.corrector !== undefined ? expectOneOf('corrector', SCIRE_CORRECTORS, o.corrector) : 'none';
   const algorithm = isScire ? (o.algorithm === undefined ? 'v1' : expectOneOf('algorithm', ALGORITHMS, o.algorithm)) : null;
   const rde = isScire ? (o.rde === undefined ? 'faithful' : expectOneOf('rde', RDE_MODES, o.rde)) : null;
   const method = o.method === undefined ? 'multistep' : expectOneOf('method', METHODS, o.method);
+  if (isUnipc && method !== 'multistep') {
+    throw invalidType('method', `'multistep' with solver 'unipc' (UniPC is a multistep method)`, method);
+  }
+  if (corrector !== 'none' && method !== 'multistep') {
+    throw invalidType('method', `'multistep' with corrector '${corrector}' (the SciRE corrector reuses the next step's evaluation)`, method);
+  }
 
   const allowedOrders: readonly (1 | 2 | 3)[] = solver === 'ddim' ? [1] : [1, 2, 3];
-  const defaultOrder = solver === 'scire' ? 3 : solver === 'dpmpp' ? 2 : 1;
+  const defaultOrder = solver === 'scire' || solver === 'unipc' ? 3 : solver === 'dpmpp' ? 2 : 1;
   const order = o.order === undefined ? defaultOrder : expectOneOf('order', allowedOrders, o.order);
 
   const steps = expectInteger('steps', o.steps, { min: 1 });
@@ -217,7 +274,11 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
     tEnd,
     thresholding,
     rde,
+    variant,
+    finalCorrector,
+    corrector,
     nsrShift,
     rho,
+    auto,
   };
 }

@@ -18,6 +18,7 @@
  * add_noise does,  x_tStart = alpha_tStart x0 + sigma_tStart noise,  and solved from there.
  */
 import { compilePlan } from './compile';
+import { describeSolver, PRESET_FIELDS, type SolverReport } from './presets/auto';
 import { abortError, executePlan, type ExecuteOptions } from './execute';
 import type { CompileOptions } from './options';
 import type { AbortSignalLike, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
@@ -37,7 +38,10 @@ import {
 /** What the Sampler needs of a model: a loaded network (loadModel) that runs plans. */
 export type SamplerModel = Pick<NativeModel, 'info' | 'execute'>;
 
-/** Solver options of the Sampler: those of compilePlan, with steps defaulting to 12. */
+/**
+ * Solver options of the Sampler: those of compilePlan, with steps defaulting to 12 and preset
+ * defaulting to 'auto' when no solver field is given (preset 'none': the official SciRE defaults).
+ */
 export type SamplerOptions = Omit<CompileOptions, 'steps'> & {
   model: SamplerModel;
   /** Number of steps (default 12: the paper's few-step recommendation). */
@@ -107,6 +111,8 @@ export interface SampleResult {
   shape: number[];
   /** Network evaluations made (one per eval op; a guided evaluation counts once). */
   nfe: number;
+  /** The solver that ran (what preset 'auto' chose, when it chose). */
+  solver: SolverReport;
   timings: SampleTimings;
   /** The seed of the starting noise (undefined when x was given). */
   seed?: number | bigint;
@@ -166,6 +172,8 @@ export class Sampler {
     }
     const { model: _model, ...solverOptions } = options;
     const compileOptions: CompileOptions = { ...solverOptions, steps: solverOptions.steps ?? DEFAULT_STEPS };
+    // preset 'auto' is the Sampler's default unless a solver field or a preset is given.
+    if (compileOptions.preset === undefined && !PRESET_FIELDS.some((f) => compileOptions[f] !== undefined)) compileOptions.preset = 'auto';
     // Compiling the default plan validates every solver option now, with the messages of compilePlan.
     const plan = compilePlan(compileOptions);
     this.model = model;
@@ -249,6 +257,7 @@ export class Sampler {
       data: result.data,
       shape: result.shape ?? shape,
       nfe: result.nfe,
+      solver: describeSolver(plan.meta),
       seed,
       tStart,
       timings: {

@@ -107,7 +107,7 @@ describe('scire command line parsing', () => {
     const bad: Array<[string[], RegExp]> = [
       [['sample', '--steps', 'abc'], /--steps must be an integer >= 1, got 'abc'/],
       [['sample', '--steps', '0'], /--steps must be an integer >= 1, got '0'/],
-      [['sample', '--solver', 'euler'], /--solver must be one of scire \| ddim \| dpmpp, got 'euler'/],
+      [['sample', '--solver', 'euler'], /--solver must be one of scire \| ddim \| dpmpp \| unipc, got 'euler'/],
       [['sample', '--order', '4'], /--order must be 1, 2 or 3, got '4'/],
       [['sample', '--device', 'tpu'], /--device must be cpu, cuda or cuda:N, got 'tpu'/],
       [['sample', '--out', 'x.jpg'], /--out must name a .png or .npy file, got 'x.jpg'/],

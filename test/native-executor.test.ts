@@ -33,6 +33,7 @@ import type { NativeModel, NativeStepEvent } from '../lib/native-types';
 import type { CompileOptions } from '../lib/options';
 import type { Plan } from '../lib/plan';
 import { executePlanReference } from '../lib/reference';
+import { loadUniPcGolden, UNIPC_FILES, uniPcCaseOptions, uniPcXT } from './support/unipc-golden';
 import { FIXTURES, flatten, goldenSchedule, loadGolden, loadGoldenModel, scireCaseOptions, type GoldenCase } from './support/golden';
 
 const REL_TOL = 1e-4;
@@ -82,6 +83,8 @@ interface Group {
   xT: number[];
   shape: number[];
   cases: Array<{ id: string; options: () => CompileOptions; float32Dev?: number }>;
+  /** Probe the float32 sensitivity with every op rounded (executeRounded32), not only the model. */
+  probeOps?: boolean;
 }
 
 function groups(): Group[] {
@@ -121,6 +124,48 @@ function groups(): Group[] {
       cases: extra.cases.filter((c) => c.schedule === schedule).map((c) => ({ id: c.id, options: () => dpmCaseOptions(c) })),
     });
   }
+  // The SciRE corrector (no golden vectors: native float32 vs the float64 reference only) on the
+  // multistep configurations of the discrete golden file; order 3 corrections are 5-term chains.
+  // v1 corrections combine model outputs with weights up to ~h = 150 (the first NSR step), so
+  // their float32 sensitivity is larger than the model-rounding probe shows: cases above 1e-4 are
+  // held to 1e-4 * scale + 20 * probeOps, probeOps = |x_ref32ops - x_ref| with every register
+  // rounded to float32 after every op (one realisation of float32 rounding; the native kernels
+  // round in a different order and the TorchScript GMM's float32 internals add their own error).
+  // Only the consistent corrector is checked here: the faithful one divides the k-th difference
+  // by phi^k (up to 1/0.63^3 = 4) and its v1 6-step plans reach 1.9e-2 relative in float32
+  // (docs/math.md section 9): float64-only, like the official ill-conditioned float32 cases.
+  {
+    const g = loadGolden('scire_discrete');
+    const schedule = goldenSchedule(g.schedule);
+    const multistep = g.cases.filter((c) => c.method === 'multistep' && !c.denoise_to_zero);
+    out.push({
+      name: 'scire_discrete + corrector',
+      modelFile: (g as unknown as { model_file: string }).model_file,
+      paramsFrom: 'scire_discrete',
+      xT: flatten(g.x_T),
+      shape: g.x_T_shape,
+      probeOps: true,
+      cases: multistep.flatMap((c) =>
+        (['consistent'] as const).map((corrector) => ({
+          id: `${c.id}|corrector=${corrector}`,
+          options: () => ({ ...scireCaseOptions(schedule, c), corrector }),
+        })),
+      ),
+    });
+  }
+  // UniPC (authors' uni_pc.py vectors): its order-3 corrector has 5 terms and is emitted as two
+  // chained one-pass lincombs, so these cases exercise that path natively too.
+  for (const name of UNIPC_FILES) {
+    const g = loadUniPcGolden(name);
+    out.push({
+      name,
+      modelFile: `gmm_D16_${g.schedule}.pt`,
+      paramsFrom: `dpmsolver_${g.schedule}`,
+      xT: uniPcXT(g).x,
+      shape: uniPcXT(g).shape,
+      cases: g.cases.map((c) => ({ id: c.id, options: () => uniPcCaseOptions(c) })),
+    });
+  }
   return out;
 }
 
@@ -138,6 +183,27 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): { abs: number; 
 function rounded32(model: (x: Float64Array, shape: number[], t: number) => ArrayLike<number>) {
   return (x: Float64Array, shape: number[], t: number): Float64Array =>
     Float64Array.from(model(x.map(Math.fround), shape, t), Math.fround);
+}
+
+/** The reference executor with every register rounded to float32 after every op (eval and lincomb). */
+function executeRounded32(plan: Plan, x: Float64Array, shape: number[], model: (x: Float64Array, shape: number[], t: number) => ArrayLike<number>): Float64Array {
+  const f = (a: ArrayLike<number>) => Float64Array.from(a, Math.fround);
+  const R: Float64Array[] = [];
+  R[0] = f(x.map((v) => plan.initScale * v));
+  for (const op of plan.ops) {
+    if (op.op === 'eval') {
+      const xin = f(R[op.src].map((v) => op.inScale * v));
+      const raw = f(model(xin, shape, op.t));
+      R[op.dst] = f(xin.map((v, i) => op.outX * v + op.outM * raw[i]));
+    } else if (op.op === 'lincomb') {
+      const out = new Float64Array(x.length);
+      for (const [c, r] of op.terms) for (let i = 0; i < out.length; i++) out[i] += Math.fround(c) * R[r][i];
+      R[op.dst] = f(out);
+    } else {
+      throw new Error('executeRounded32: threshold ops are not emulated');
+    }
+  }
+  return R[plan.final.src].map((v) => plan.final.scale * v);
 }
 
 describe('native float32 execution equals executePlanReference on every golden configuration (CPU)', () => {
@@ -170,10 +236,12 @@ describe('native float32 execution equals executePlanReference on every golden c
             expect(abs, `${c.id}: relative error ${rel.toExponential(2)}`).toBeLessThanOrEqual(1e-4 + 10 * c.float32Dev);
             worstDevRatio = Math.max(worstDevRatio, abs / c.float32Dev);
           } else {
-            const ref32 = executePlanReference(plan, { x: Float64Array.from(x), shape: group.shape, model: rounded32(gmm) });
-            const probe = maxAbsDiff(ref32.x, ref.x).abs;
+            const ref32 = group.probeOps
+              ? executeRounded32(plan, Float64Array.from(x), group.shape, gmm)
+              : executePlanReference(plan, { x: Float64Array.from(x), shape: group.shape, model: rounded32(gmm) }).x;
+            const probe = maxAbsDiff(ref32, ref.x).abs;
             expect(abs, `${c.id}: relative error ${rel.toExponential(2)}, probe32 ${probe.toExponential(2)}`).toBeLessThanOrEqual(
-              REL_TOL * scale + 10 * probe,
+              REL_TOL * scale + (group.probeOps ? 20 : 10) * probe,
             );
             worstDevRatio = Math.max(worstDevRatio, abs / probe);
           }

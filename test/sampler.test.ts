@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compilePlan } from '../lib/compile';
+import { describeSolver } from '../lib/presets/auto';
 import { loadModel } from '../lib/model';
 import { randn } from '../lib/randn';
 import { executePlanReference } from '../lib/reference';
@@ -53,7 +54,7 @@ describe('Sampler options (validated once, at construction)', () => {
 
   it('rejects bad solver options with the message of compilePlan', () => {
     expect(() => new Sampler({ model, schedule, solver: 'euler' as never })).toThrow(
-      /Expected one of 'scire', 'ddim', 'dpmpp' for solver but received 'euler' \(string\)/,
+      /Expected one of 'scire', 'ddim', 'dpmpp', 'unipc' for solver but received 'euler' \(string\)/,
     );
     expect(() => new Sampler({ model, schedule, steps: 0 })).toThrow(RangeError);
     expect(() => new Sampler({ model, schedule, order: 4 as never })).toThrow(/for order but received 4/);
@@ -62,11 +63,16 @@ describe('Sampler options (validated once, at construction)', () => {
     expect(() => new Sampler({ model, schedule, stepz: 3 } as never)).toThrow(/unknown option 'stepz'/);
   });
 
-  it('defaults to the paper few-step configuration at 12 steps', () => {
+  it("defaults to preset 'auto' at 12 steps; a solver field or preset 'none' gives compilePlan's defaults", () => {
     const sampler = new Sampler({ model, schedule });
-    const meta = sampler.planFor().meta;
-    expect(meta).toMatchObject({ solver: 'scire', algorithm: 'v1', method: 'multistep', order: 3, skip: 'nsr', steps: 12 });
+    expect(sampler.options.preset).toBe('auto');
+    expect(sampler.planFor()).toEqual(compilePlan({ schedule, steps: 12, preset: 'auto' }));
     expect(sampler.planFor().nfe).toBe(12);
+    for (const opts of [{ preset: 'none' as const }, { order: 3 as const }, { solver: 'scire' as const }]) {
+      const meta = new Sampler({ model, schedule, ...opts }).planFor().meta;
+      expect(meta).toMatchObject({ solver: 'scire', algorithm: 'v1', method: 'multistep', order: 3, skip: 'nsr', steps: 12 });
+      expect(meta.auto).toBeUndefined();
+    }
   });
 
   it('rejects bad sample() inputs', async () => {
@@ -95,7 +101,10 @@ describe('Sampler.sample on the native executor (CPU, float32)', () => {
     expect(out.seed).toBe(42);
 
     const xT = randn(SHAPE, 42);
-    const ref = executePlanReference(compilePlan({ schedule, steps: 12 }), { x: xT, shape: SHAPE, model: gmm.asModel() });
+    const plan = compilePlan({ schedule, steps: 12, preset: 'auto' });
+    expect(out.solver).toEqual(describeSolver(plan.meta));
+    expect(out.solver.preset).toBe('auto');
+    const ref = executePlanReference(plan, { x: xT, shape: SHAPE, model: gmm.asModel() });
     const dev = maxAbsDiff(out.data, ref.x);
     expect(dev).toBeLessThan(FLOAT32_TOL);
     // Not a trivial agreement: the samples moved far from the noise.
@@ -211,7 +220,7 @@ describe('Sampler.sample on the native executor (CPU, float32)', () => {
     const alpha = schedule.alpha(tStart);
     const sigma = schedule.sigma(tStart);
     const xStart = Float64Array.from(x0, (v, i) => alpha * v + sigma * noise[i]);
-    const plan = compilePlan({ schedule, steps, tStart });
+    const plan = compilePlan({ schedule, steps, tStart, preset: 'auto' });
     const ref = executePlanReference(plan, { x: xStart, shape: SHAPE, model: gmm.asModel() });
     expect(maxAbsDiff(out.data, ref.x)).toBeLessThan(FLOAT32_TOL);
     // Started from mixture mean k at moderate noise, sample b ends nearest to mean k (b mod 4):

@@ -10,7 +10,7 @@ import { executePlanReference } from '../lib/reference';
 import { NoiseSchedule, type NoiseSchedule as Schedule } from '../lib/schedule';
 import { createSolverContext } from '../lib/solvers/context';
 import { multistepPhi, seriesPhi, singlestepPhi } from '../lib/solvers/phi';
-import { multistepCoefficients } from '../lib/solvers/scire-multistep';
+import { correctorIncrement, multistepCoefficients } from '../lib/solvers/scire-multistep';
 import { agileOrders, intermediateRatios } from '../lib/solvers/scire-singlestep';
 import { scireVariable } from '../lib/solvers/scire-variable';
 import { timeSteps } from '../lib/timesteps';
@@ -193,5 +193,56 @@ describe("'consistent' coefficients are the exact Taylor / Adams-Bashforth coeff
     expect(last({ schedule: discrete, steps: 12, rde: 'consistent' })).toEqual([3, 3]);
     expect(last({ schedule: discrete, steps: 8, rde: 'consistent' })).toEqual([2, 1]);
     expect(last({ schedule: discrete, steps: 12, rde: 'faithful' })).toEqual([2, 1]);
+  });
+});
+
+describe('the SciRE corrector (docs/math.md section 9)', () => {
+  // With phi = 1 the corrector of a step of predictor order p integrates polynomials of degree p
+  // exactly through (v_t, m_t), (v_0, m0), ..., (v_{p-1}, m_{p-1}) (Adams-Moulton in v).
+  for (const alg of ['v1', 'v2'] as const) {
+    test(`${alg}: phi = 1 integrates polynomials of degree 1, 2, 3 exactly on a non-uniform grid (relative 1e-10)`, () => {
+      const v = scireVariable(discrete, alg);
+      const grid = timeSteps(discrete, 'time_quadratic', 0.7, 0.02, 7);
+      const cs = [0.3, -1.7, 0.9, 0.25];
+      for (const p of [1, 2, 3]) {
+        const past = grid.slice(3 - p, 3);
+        const t = grid[3];
+        // registers: 0..p-1 = m0 (newest), m1, ...; p = m_t
+        const inc = correctorIncrement(v, past, t, 1, [0, 1, 2].slice(0, p), p);
+        const vs = [...past.map((x) => v.at(x)).reverse(), v.at(t)];
+        const m = (x: number) => cs.slice(0, p + 1).reduce((acc, c, k) => acc + c * x ** k, 0);
+        const M = (x: number) => cs.slice(0, p + 1).reduce((acc, c, k) => acc + (c * x ** (k + 1)) / (k + 1), 0);
+        let approx = 0;
+        for (const [r, c] of inc) approx += c * m(vs[r]);
+        const exact = M(v.at(t)) - M(vs[0]);
+        expect(Math.abs(approx - exact) / Math.abs(exact)).toBeLessThan(1e-10);
+      }
+    });
+  }
+  test('faithful phi divides the k-th derivative term by phi^k: with m linear only the D1_t term changes, by 1/phi', () => {
+    const v = scireVariable(discrete, 'v1');
+    const grid = timeSteps(discrete, 'nsr', 1, 0.001, 10);
+    const phi = 0.63;
+    const past = grid.slice(3, 5);
+    const t = grid[5];
+    const h = v.at(t) - v.at(past[1]);
+    const a = correctorIncrement(v, past, t, 1, [0, 1], 2);
+    const b = correctorIncrement(v, past, t, phi, [0, 1], 2);
+    // a - b on m_t: h/2 (1 - 1/phi) - h^3/6 (1 - 1/phi^2) / (h (h + h1))
+    const h1 = v.at(past[1]) - v.at(past[0]);
+    const want = (h / 2) * (1 - 1 / phi) - ((h * h * h) / 6) * (1 - 1 / phi ** 2) / (h * (h + h1));
+    expect(((a.get(2) as number) - (b.get(2) as number)) / want - 1).toBeCloseTo(0, 10);
+  });
+  test('no extra NFE, every lincomb within 4 terms, the last step uncorrected; corrector none = the official plan', () => {
+    for (const order of [1, 2, 3]) {
+      for (const corrector of ['faithful', 'consistent'] as const) {
+        const plan = compilePlan({ schedule: discrete, steps: 8, order, corrector });
+        expect(plan.nfe).toBe(8);
+        expect(plan.meta.corrector).toBe(corrector);
+        // 8 predictor updates + 7 corrections (+ chained pieces)
+        expect(plan.ops.filter((op) => op.op === 'lincomb').length).toBeGreaterThanOrEqual(15);
+      }
+    }
+    expect(compilePlan({ schedule: discrete, steps: 8, corrector: 'none' })).toEqual(compilePlan({ schedule: discrete, steps: 8 }));
   });
 });

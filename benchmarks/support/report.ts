@@ -43,20 +43,32 @@ export function familyTable(rows: ErrorRow[], nfes: number[]): string {
 }
 
 /**
- * Ratio of the best SciRE error to the best baseline (DPM-Solver++ / DDIM) error per NFE:
- * below 1 means SciRE wins.
+ * Ratio of the best SciRE error (official or with this package's additions) to the best
+ * baseline (DDIM / DPM-Solver++ / UniPC) error per NFE: below 1 means SciRE wins.
  */
 export function scireVsBaselines(rows: ErrorRow[], nfes: number[]): string {
   const bestOf = (pred: (r: ErrorRow) => boolean, i: number) => Math.min(...rows.filter(pred).map((r) => r.cells[i].error));
-  const ratios = nfes.map((_, i) => bestOf((r) => r.family === 'SciRE', i) / bestOf((r) => r.family !== 'SciRE', i));
-  return table(['', ...nfes.map((n) => `NFE ${n}`)], [['best SciRE / best baseline', ...ratios.map((x) => x.toFixed(2))]]);
+  const isScire = (r: ErrorRow) => r.family === 'SciRE' || r.family === 'SciRE+';
+  const isBaseline = (r: ErrorRow) => r.family === 'DDIM' || r.family === 'DPM-Solver++' || r.family === 'UniPC';
+  const out: string[][] = [];
+  if (rows.some((r) => r.family === 'SciRE') && rows.some(isBaseline)) {
+    out.push(['best official SciRE / best baseline', ...nfes.map((_, i) => (bestOf((r) => r.family === 'SciRE', i) / bestOf(isBaseline, i)).toFixed(2))]);
+  }
+  if (rows.some((r) => r.family === 'SciRE+') && rows.some(isBaseline)) {
+    out.push(['best SciRE incl. corrector / best baseline', ...nfes.map((_, i) => (bestOf(isScire, i) / bestOf(isBaseline, i)).toFixed(2))]);
+  }
+  const reference = (r: ErrorRow) => r.family === 'SciRE' || r.family === 'UniPC' || /^DPM-Solver\+\+ [23]M/.test(r.name);
+  if (rows.some((r) => r.family === 'auto') && rows.some(reference)) {
+    out.push(['auto / best of (official SciRE, DPM-Solver++ 2M/3M, UniPC)', ...nfes.map((_, i) => (bestOf((r) => r.family === 'auto', i) / bestOf(reference, i)).toFixed(2))]);
+  }
+  return table(['', ...nfes.map((n) => `NFE ${n}`)], out);
 }
 
 export function errorChart(rows: ErrorRow[], title: string, yLabel: string): string {
   const series: Series[] = rows.map((r) => ({
     label: r.name,
     points: r.cells.map((c) => [c.nfe, c.error] as [number, number]),
-    dashed: r.family !== 'SciRE',
+    dashed: r.family !== 'SciRE' && r.family !== 'SciRE+' && r.family !== 'auto',
   }));
   return logLogChart(series, { title, xLabel: 'NFE (network evaluations)', yLabel });
 }

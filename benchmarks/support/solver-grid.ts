@@ -11,13 +11,20 @@ export type SolverConfig = Omit<CompileOptions, 'schedule' | 'steps'>;
 export interface GridEntry {
   name: string;
   options: SolverConfig;
-  /** Family for the "best per family" summary. */
-  family: 'DDIM' | 'DPM-Solver++' | 'SciRE';
+  /**
+   * Family for the "best per family" summary: 'SciRE' = the official algorithm (faithful RDE, no
+   * corrector); 'SciRE+' = this package's additions (consistent RDE, the corrector); 'auto' =
+   * preset 'auto' (lib/presets/auto.ts).
+   */
+  family: 'DDIM' | 'DPM-Solver++' | 'UniPC' | 'SciRE' | 'SciRE+' | 'auto';
 }
 
 export const NFE_GRID = [5, 6, 8, 10, 12, 15, 20, 50];
 
-/** SciRE v1/v2 x (multistep, singlestep_fixed) x order 2/3 x (NSR, time-uniform), then the baselines. */
+/**
+ * DDIM and DPM-Solver++ 2M/3M, SciRE v1/v2 x (multistep, singlestep_fixed) x order 2/3 x (NSR,
+ * time-uniform), SciRE's additions (consistent, corrector), UniPC, and preset 'auto'.
+ */
 export function fullGrid(): GridEntry[] {
   const out: GridEntry[] = [
     { name: 'DDIM (logsnr)', options: { solver: 'ddim', skip: 'logsnr' }, family: 'DDIM' },
@@ -39,7 +46,26 @@ export function fullGrid(): GridEntry[] {
     }
   }
   // The exact-Taylor variant of the package (docs/math.md section 5), for comparison.
-  out.push({ name: 'SciRE v1 3M consistent (nsr)', options: { solver: 'scire', algorithm: 'v1', order: 3, skip: 'nsr', rde: 'consistent' }, family: 'SciRE' });
+  out.push({ name: 'SciRE v1 3M consistent (nsr)', options: { solver: 'scire', algorithm: 'v1', order: 3, skip: 'nsr', rde: 'consistent' }, family: 'SciRE+' });
+  // The SciRE corrector (docs/math.md section 9).
+  for (const order of [2, 3]) {
+    out.push({ name: `SciRE v1 ${order}M + corrector (nsr)`, options: { solver: 'scire', algorithm: 'v1', order, skip: 'nsr', corrector: 'consistent' }, family: 'SciRE+' });
+  }
+  out.push({ name: 'SciRE v1 2M + corrector (time-quadratic)', options: { solver: 'scire', algorithm: 'v1', order: 2, skip: 'time_quadratic', corrector: 'consistent' }, family: 'SciRE+' });
+  out.push({ name: 'SciRE v1 3M consistent + corrector (nsr)', options: { solver: 'scire', algorithm: 'v1', order: 3, skip: 'nsr', rde: 'consistent', corrector: 'consistent' }, family: 'SciRE+' });
+  // UniPC as its authors run it (docs/math.md section 10): bh1/bh2, orders 2/3, logSNR and time-uniform steps.
+  for (const skip of ['logsnr', 'time_uniform'] as const) {
+    for (const variant of ['bh1', 'bh2'] as const) {
+      for (const order of [2, 3]) {
+        out.push({
+          name: `UniPC ${variant} ${order}M (${skip === 'logsnr' ? 'logsnr' : 'time-uniform'})`,
+          options: { solver: 'unipc', variant, order, skip },
+          family: 'UniPC',
+        });
+      }
+    }
+  }
+  out.push({ name: 'auto (preset)', options: { preset: 'auto' }, family: 'auto' });
   return out;
 }
 
@@ -54,6 +80,10 @@ export function fmnistGrid(): GridEntry[] {
     'DPM-Solver++ 2M (logsnr)',
     'DPM-Solver++ 3M (logsnr)',
     'DDIM (logsnr)',
+    'UniPC bh1 3M (logsnr)',
+    'UniPC bh2 2M (logsnr)',
+    'SciRE v1 2M + corrector (time-quadratic)',
+    'auto (preset)',
   ]);
   return fullGrid().filter((e) => keep.has(e.name));
 }

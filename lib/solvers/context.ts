@@ -83,6 +83,7 @@ export function createSolverContext(options: ResolvedOptions): SolverContext {
         tEnd: options.tEnd,
         schedule: schedule.describe(),
         thresholding: options.thresholding,
+        ...(options.auto ? { auto: options.auto } : {}),
         ...meta,
       });
     },

@@ -1,5 +1,6 @@
 /**
- * Singlestep SciRE-Solver (official singlestep_scire_solver_*_update and the singlestep loop).
+ * Singlestep SciRE-Solver (official singlestep_scire_solver_*_update and the singlestep loop;
+ * docs/math.md section 4).
  *
  * One outer step from s to t with h = v_t - v_s (v = NSR for v1, 1/NSR for v2), intermediate
  * variable values v_s1 = v_s + r1 h, v_s2 = v_s + r2 h, times s_i = t(v_si), m = model output:
@@ -22,11 +23,16 @@
  * r1, r2, consistent: always 1/2 and 1/3, 2/3 (Heun's third-order nodes, for which the final
  * combination above is third order).
  *
+ * Every update is written as docs/math.md section 4 writes it (one term per line, the
+ * differences D1 = m_s1 - m_s, D2 = m_s2 - m_s as named linear expressions over the registers,
+ * lib/solvers/linear-expr.ts), emitted as one fused lincomb.
+ *
  * phi per outer step: see phi.ts (singlestepPhi, K = steps // order).
  * Outer grid: singlestep_fixed: K = steps // order steps of order `order` on the K-interval
  * grid (NFE = K * order); singlestep_agile: the official order list (below) on the
  * `steps`-interval grid at the cumulative sums of the orders (NFE = steps).
  */
+import { emit, reg, scale, sub, sum } from './linear-expr';
 import { seriesPhi, singlestepPhi } from './phi';
 import type { SolverContext } from './context';
 import type { ScireVariable } from './scire-variable';
@@ -90,45 +96,54 @@ export function emitScireSinglestep(ctx: SolverContext, variable: ScireVariable)
     const phi = faithful && o > 1 ? singlestepPhi(phis, step, K) : 1;
     const vS = variable.at(s);
     const h = variable.at(t) - vS;
+    const m_s = reg(mS);
     evalInto(y, s, mS);
     if (o === 1) {
-      b.lincomb(y, [
-        [1, y],
-        [h, mS],
-      ]); // y_t = y + h m_s
+      // y_t = y + h m_s   (DDIM)
+      emit(b, y, sum(reg(y), scale(h, m_s)));
       return;
     }
     const [r1, r2] = intermediateRatios(ctx, s, t, o, faithful);
-    const s1 = variable.timeAt(vS + r1 * h);
-    b.lincomb(tmp, [
-      [1, y],
-      [r1 * h, mS],
-    ]); // y_s1 = y + r1 h m_s
-    evalInto(tmp, s1, mS1);
+    // y_s1 = y + r1 h m_s
+    emit(b, tmp, sum(reg(y), scale(r1 * h, m_s)));
+    evalInto(tmp, variable.timeAt(vS + r1 * h), mS1);
+    const D1 = sub(reg(mS1), m_s);
     if (o === 2) {
-      const c = (0.5 / r1 / phi) * h; // h/(2 r1 phi) (m_s1 - m_s)
-      b.lincomb(y, [
-        [1, y],
-        [h - c, mS],
-        [c, mS1],
-      ]);
+      // y_t = y + h m_s + h/(2 r1 phi) D1
+      emit(
+        b,
+        y,
+        sum(
+          reg(y),
+          scale(h, m_s),
+          scale(h / (2 * r1 * phi), D1),
+        ),
+      );
       return;
     }
-    const s2 = variable.timeAt(vS + r2 * h);
-    // y_s2 = y + r2 h m_s + c2 h (m_s1 - m_s)
-    const c2 = (faithful ? (0.5 * r2) / r1 / phi : (0.5 * r2 * r2) / r1) * h;
-    b.lincomb(tmp, [
-      [1, y],
-      [r2 * h - c2, mS],
-      [c2, mS1],
-    ]);
-    evalInto(tmp, s2, mS2);
-    const c = (0.5 / r2 / phi) * h; // h/(2 r2 phi) (m_s2 - m_s)
-    b.lincomb(y, [
-      [1, y],
-      [h - c, mS],
-      [c, mS2],
-    ]);
+    // y_s2 = y + r2 h m_s + c2 h D1,  c2 = r2/(2 r1 phi) (faithful) or r2^2/(2 r1) (consistent)
+    const c2 = faithful ? r2 / (2 * r1 * phi) : (r2 * r2) / (2 * r1);
+    emit(
+      b,
+      tmp,
+      sum(
+        reg(y),
+        scale(r2 * h, m_s),
+        scale(c2 * h, D1),
+      ),
+    );
+    evalInto(tmp, variable.timeAt(vS + r2 * h), mS2);
+    const D2 = sub(reg(mS2), m_s);
+    // y_t = y + h m_s + h/(2 r2 phi) D2
+    emit(
+      b,
+      y,
+      sum(
+        reg(y),
+        scale(h, m_s),
+        scale(h / (2 * r2 * phi), D2),
+      ),
+    );
   });
   return { spare: mS };
 }

@@ -8,6 +8,8 @@
  *   R0 = y_T = x_T / alpha_{tStart}  (v1)   or   x_T / sigma_{tStart}  (v2)      (initScale)
  *   ... multistep or singlestep updates (scire-multistep.ts / scire-singlestep.ts) ...
  *   x_0 = alpha_{tEnd} y  (v1)   or   sigma_{tEnd} y  (v2)                          (final.scale)
+ *   corrector (multistep only): every step but the last is corrected with the evaluation the next
+ *     step needs anyway (scire-multistep.ts correctorIncrement, docs/math.md section 9).
  *   denoiseToZero: one more evaluation, the data prediction at tEnd of x_0 (NFE + 1).
  */
 import type { Plan } from '../plan';
@@ -21,10 +23,12 @@ export function compileScire(ctx: SolverContext): Plan {
   if (algorithm === null) throw new Error('internal: compileScire needs an algorithm');
   const variable = scireVariable(ctx.schedule, algorithm);
   const initScale = 1 / variable.stateScale(tStart);
-  const { spare } = method === 'multistep' ? emitScireMultistep(ctx, variable) : emitScireSinglestep(ctx, variable);
+  const { state, spare } =
+    method === 'multistep' ? emitScireMultistep(ctx, variable) : { state: ctx.builder.x, ...emitScireSinglestep(ctx, variable) };
   const endScale = variable.stateScale(tEnd);
-  if (!denoiseToZero) return ctx.finish(initScale, { src: ctx.builder.x, scale: endScale });
+  const meta = ctx.options.corrector === 'none' ? {} : { corrector: ctx.options.corrector };
+  if (!denoiseToZero) return ctx.finish(initScale, { src: state, scale: endScale }, meta);
   // x0 = data prediction at tEnd of x = endScale * y
-  ctx.evaluate({ src: ctx.builder.x, inScale: endScale, t: tEnd, target: 'data', dst: spare });
-  return ctx.finish(initScale, { src: spare, scale: 1 });
+  ctx.evaluate({ src: state, inScale: endScale, t: tEnd, target: 'data', dst: spare });
+  return ctx.finish(initScale, { src: spare, scale: 1 }, meta);
 }

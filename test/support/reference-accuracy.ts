@@ -34,7 +34,7 @@ const SKIP: Record<string, string> = { nsr: 'NSR', logsnr: 'logSNR', time_unifor
 
 /**
  * The official RMS error of the run that compilePlan(options) reproduces, or undefined when
- * the reference did not run it. Only faithful SciRE, DDIM and DPM-Solver++ have counterparts;
+ * the reference did not run it. Only faithful SciRE (without corrector), DDIM and DPM-Solver++ have counterparts;
  * DDIM on the NSR grid is the official SciRE order 1 (identical to DPM-Solver-1, README quirk 9).
  */
 export function referenceError(
@@ -43,6 +43,8 @@ export function referenceError(
 ): number | undefined {
   const solver = o.solver ?? 'scire';
   if (o.rde === 'consistent' || o.lowerOrderFinal === false || o.denoiseToZero) return undefined;
+  // No official accuracy runs of UniPC or of the SciRE corrector (an addition of this package).
+  if (solver === 'unipc' || (o.corrector !== undefined && o.corrector !== 'none')) return undefined;
   const skip = SKIP[o.skip ?? (solver === 'scire' ? 'nsr' : 'logsnr')];
   const method = o.method ?? 'multistep';
   let want: Partial<ReferenceAccuracyEntry>;

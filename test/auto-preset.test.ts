@@ -1,0 +1,113 @@
+/**
+ * preset: 'auto' (lib/presets/auto.ts) and its table (lib/presets/auto-table.json, written by
+ * benchmarks/auto-preset.ts).
+ *   - compilePlan without preset is unchanged: the official SciRE defaults.
+ *   - With preset 'auto' the plan runs the table's configuration for the schedule and NFE, with
+ *     exactly `steps` evaluations, and reports what it chose in plan.meta.auto.
+ *   - The committed table is reproducible: rows re-derived here (same candidates, noise, RK4)
+ *     pick the same configuration with the same error (relative 1e-9).
+ *   - Bad combinations are rejected with a TypeError naming the field.
+ */
+import { describe, expect, test } from 'vitest';
+import { autoProblem, measureRow } from '../benchmarks/support/auto-measure';
+import { compilePlan } from '../lib/compile';
+import { autoTable, describeSolver, AUTO_TABLE_NFES } from '../lib/presets/auto';
+import { NoiseSchedule } from '../lib/schedule';
+import { goldenSchedule } from '../lib/testing/golden-cases';
+
+const discrete = goldenSchedule('discrete');
+
+describe('compilePlan without preset', () => {
+  test('is the official SciRE default (v1, multistep, order 3, nsr, faithful, lower-order final), with no auto meta', () => {
+    for (const steps of [5, 10, 20]) {
+      const plain = compilePlan({ schedule: discrete, steps });
+      const explicit = compilePlan({
+        schedule: discrete,
+        steps,
+        solver: 'scire',
+        algorithm: 'v1',
+        method: 'multistep',
+        order: 3,
+        skip: 'nsr',
+        rde: 'faithful',
+        lowerOrderFinal: true,
+      });
+      expect(plain).toEqual(explicit);
+      expect(plain.meta.auto).toBeUndefined();
+      expect(compilePlan({ schedule: discrete, steps, preset: 'none' })).toEqual(plain);
+    }
+  });
+});
+
+describe("preset 'auto'", () => {
+  const table = autoTable();
+  test('the table covers discrete, linear and cosine at every NFE row', () => {
+    expect(table.format).toBe('scire-auto-table-v1');
+    for (const kind of ['discrete', 'linear', 'cosine'] as const) {
+      expect(table.schedules[kind]?.map((r) => r.nfe)).toEqual(AUTO_TABLE_NFES);
+      for (const r of table.schedules[kind] ?? []) {
+        expect(r.best.error).toBeLessThanOrEqual(r.bestData.error);
+        for (const u of r.runnersUp) expect(r.best.error).toBeLessThanOrEqual(u.error);
+      }
+    }
+  });
+  test('runs the table configuration with exactly `steps` evaluations and reports it', () => {
+    for (const kind of ['discrete', 'linear', 'cosine'] as const) {
+      const schedule = goldenSchedule(kind);
+      for (const row of table.schedules[kind] ?? []) {
+        const plan = compilePlan({ schedule, steps: row.nfe, preset: 'auto' });
+        expect(plan.nfe).toBe(row.nfe);
+        const auto = plan.meta.auto as { row: { nfe: number; name: string }; config: Record<string, unknown> };
+        expect(auto.row.nfe).toBe(row.nfe);
+        expect(auto.row.name).toBe(row.best.name);
+        const report = describeSolver(plan.meta);
+        expect(report).toMatchObject(row.best.config);
+        expect(report.preset).toBe('auto');
+        expect(report.solver).toBe(row.best.config.solver);
+        // the same plan as the configuration given by hand
+        expect(compilePlan({ schedule, steps: row.nfe + row.best.stepsOffset, ...row.best.config }).ops).toEqual(plan.ops);
+      }
+    }
+  });
+  test('NFE between rows uses the row below; above 50 the last row; below the first row a lowered configuration', () => {
+    expect((compilePlan({ schedule: discrete, steps: 13, preset: 'auto' }).meta.auto as { row: { nfe: number } }).row.nfe).toBe(12);
+    const big = compilePlan({ schedule: discrete, steps: 100, preset: 'auto' });
+    expect(big.nfe).toBe(100);
+    expect((big.meta.auto as { row: { nfe: number } }).row.nfe).toBe(50);
+    for (const steps of [1, 2]) expect(compilePlan({ schedule: discrete, steps, preset: 'auto' }).nfe).toBe(steps);
+  });
+  test('EDM uses the discrete rows; thresholding picks a data-prediction configuration; modelType/tEnd pass through', () => {
+    const edm = compilePlan({ schedule: NoiseSchedule.edm(), steps: 10, preset: 'auto' });
+    expect((edm.meta.auto as { row: { schedule: string } }).row.schedule).toBe('discrete');
+    for (const steps of [6, 10, 12, 20]) {
+      const plan = compilePlan({ schedule: discrete, steps, preset: 'auto', thresholding: { ratio: 0.995 } });
+      expect(plan.ops.some((op) => op.op === 'threshold')).toBe(true);
+      expect((plan.meta.auto as { row: { name: string } }).row.name).toBe(table.schedules.discrete?.find((r) => r.nfe === steps)?.bestData.name);
+    }
+    const plan = compilePlan({ schedule: discrete, steps: 8, preset: 'auto', modelType: 'x_start', tEnd: 0.002, denoiseToZero: true });
+    expect(plan.meta).toMatchObject({ modelType: 'x_start', tEnd: 0.002, denoiseToZero: true });
+    expect(plan.nfe).toBe(9);
+  });
+  test('rejects a solver field together with the preset, and unknown presets', () => {
+    expect(() => compilePlan({ schedule: discrete, steps: 8, preset: 'auto', solver: 'dpmpp' })).toThrow(
+      /^Expected no solver with preset 'auto' .* for solver but received 'dpmpp' \(string\)$/,
+    );
+    expect(() => compilePlan({ schedule: discrete, steps: 8, preset: 'auto', order: 2 })).toThrow(TypeError);
+    expect(() => compilePlan({ schedule: discrete, steps: 8, preset: 'fast' as never })).toThrow(
+      /^Expected one of 'auto', 'none' \(or no preset\) for preset but received 'fast' \(string\)$/,
+    );
+    expect(() => compilePlan({ schedule: discrete, steps: 0, preset: 'auto' })).toThrow(/for steps but received 0/);
+  });
+  test('the committed table is reproducible: re-derived rows pick the same configuration with the same error', () => {
+    for (const kind of ['discrete', 'linear'] as const) {
+      const problem = autoProblem(kind, { batch: table.batch, seed: table.seed, rk4Steps: table.rk4Steps });
+      for (const nfe of [6, 10]) {
+        const row = measureRow(problem, nfe);
+        const stored = table.schedules[kind]?.find((r) => r.nfe === nfe);
+        expect(row.best.name).toBe(stored?.best.name);
+        expect(Math.abs(row.best.error / (stored?.best.error as number) - 1)).toBeLessThan(1e-9);
+        expect(row.bestData.name).toBe(stored?.bestData.name);
+      }
+    }
+  }, 120_000);
+});
