@@ -8,6 +8,7 @@
 import type { Plan } from './plan';
 import { resolveOptions, type CompileOptions } from './options';
 import { createSolverContext } from './solvers/context';
+import { withCode } from './validate';
 import { compileDdim } from './solvers/ddim';
 import { compileDpmpp } from './solvers/dpmpp';
 import { compileScire } from './solvers/scire';
@@ -33,10 +34,10 @@ export function compilePlan(options: CompileOptions): Plan {
       resolved.solver === 'scire'
         ? "use algorithm 'v2' (data prediction) or denoiseToZero: true"
         : "use solver 'dpmpp' or 'scire' with algorithm 'v2'";
-    throw new TypeError(
+    throw withCode(new TypeError(
       `Expected no thresholding for solver '${resolved.solver}'${resolved.algorithm ? ` with algorithm '${resolved.algorithm}'` : ''} ` +
         `but received thresholding: this configuration makes no data prediction to threshold (${hint})`,
-    );
+    ), 'ERR_INVALID_ARG_VALUE');
   }
   return plan;
 }

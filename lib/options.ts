@@ -30,6 +30,12 @@ export const ALGORITHMS: readonly Algorithm[] = ['v1', 'v2'];
 export const METHODS: readonly Method[] = ['multistep', 'singlestep_agile', 'singlestep_fixed'];
 export const MODEL_TYPES: readonly ModelType[] = ['noise', 'x_start', 'v', 'score'];
 export const RDE_MODES: readonly RdeMode[] = ['faithful', 'consistent'];
+/**
+ * Largest number of steps accepted (a documented bound far above any sensible use: the
+ * solvers here are built for 10-50). It keeps a typo such as 1e9 from exhausting memory or
+ * blocking the event loop while the plan is compiled.
+ */
+export const MAX_STEPS = 10_000;
 
 /** Dynamic thresholding of data predictions (Imagen; DPM-Solver's dynamic_thresholding_fn). */
 export interface Thresholding {
@@ -41,7 +47,7 @@ export interface Thresholding {
 
 export interface CompileOptions {
   schedule: NoiseSchedule;
-  /** Number of steps (NFE budget; see docs/math.md for the exact NFE of each method). */
+  /** Number of steps, an integer in [order, MAX_STEPS = 10 000] (NFE budget; see docs/math.md for the exact NFE of each method). */
   steps: number;
   /** Default 'scire'. */
   solver?: SolverName;
@@ -155,7 +161,7 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
   const defaultOrder = solver === 'scire' ? 3 : solver === 'dpmpp' ? 2 : 1;
   const order = o.order === undefined ? defaultOrder : expectOneOf('order', allowedOrders, o.order);
 
-  const steps = expectInteger('steps', o.steps, { min: 1 });
+  const steps = expectInteger('steps', o.steps, { min: 1, max: MAX_STEPS });
   if (steps < order) throw outOfRange('steps', `an integer >= order (${order})`, steps);
 
   const skip = o.skip === undefined ? (isScire ? 'nsr' : 'logsnr') : expectOneOf('skip', SKIP_TYPES, o.skip);

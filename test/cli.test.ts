@@ -105,13 +105,13 @@ describe('scire command line parsing', () => {
 
   it('rejects bad flags with a UsageError naming the flag and the allowed values', () => {
     const bad: Array<[string[], RegExp]> = [
-      [['sample', '--steps', 'abc'], /--steps must be an integer >= 1, got 'abc'/],
-      [['sample', '--steps', '0'], /--steps must be an integer >= 1, got '0'/],
+      [['sample', '--steps', 'abc'], /--steps must be an integer from 1 to 10000, got 'abc'/],
+      [['sample', '--steps', '0'], /--steps must be an integer from 1 to 10000, got '0'/],
       [['sample', '--solver', 'euler'], /--solver must be one of scire \| ddim \| dpmpp, got 'euler'/],
       [['sample', '--order', '4'], /--order must be 1, 2 or 3, got '4'/],
       [['sample', '--device', 'tpu'], /--device must be cpu, cuda or cuda:N, got 'tpu'/],
       [['sample', '--out', 'x.jpg'], /--out must name a .png or .npy file, got 'x.jpg'/],
-      [['sample', '--seed', '-3'], /--seed/],
+      [['sample', '--seed', '-3'], /^--seed must be a non-negative integer below 2\^64, got '-3'$/],
       [['sample', '--shape', '1,0,4'], /--shape must be positive integers/],
       [['sample', '--frobnicate'], /Unknown option '--frobnicate'/],
       [['sample', 'extra'], /takes no positional arguments/],
