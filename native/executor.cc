@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -226,8 +227,10 @@ class ExecuteWorker : public Napi::AsyncWorker {
         DeliverStep(env, onStep, *state, ev);
       });
     };
+    in.evalSums = EvalSumsBuffer(device);
     const at::Tensor out = RunPlanOps(*model_, plan_, in, &hooks);
     result_ = out.to(at::kCPU).contiguous();  // waits for the device
+    ReadEvalSums(in.evalSums);
     totalMs_ = MsSince(started);
     modelMs_ = hooks.modelMs;
   }
@@ -246,8 +249,10 @@ class ExecuteWorker : public Napi::AsyncWorker {
       const at::Tensor cond = in.guided ? at::cat({inputs_.uncond, inputs_.cond}) : inputs_.cond;
       in.cond = UploadToDevice(cond.contiguous(), device).to(model_->dtype).contiguous();
     }
+    in.evalSums = EvalSumsBuffer(device);
     const GraphRun run = RunPlanWithGraph(model_, plan_, in, inputs_.graphMode);
     result_ = DownloadToHost(run.out);
+    ReadEvalSums(run.usedGraph ? run.evalSums : in.evalSums);
     totalMs_ = MsSince(started);
     modelMs_ = std::numeric_limits<double>::quiet_NaN();
     graphStatus_ = run.usedGraph ? (run.capturedNow ? "captured" : "replayed") : "eager";
@@ -263,6 +268,29 @@ class ExecuteWorker : public Napi::AsyncWorker {
         DeliverStep(env, onStep, *state, ev);
       });
     }
+  }
+
+  // One float64 per evaluation on the device (see PlanRunInputs::evalSums).
+  at::Tensor EvalSumsBuffer(const at::Device& device) const {
+    return at::zeros({std::max(plan_.nfe, 1)}, at::TensorOptions().dtype(at::kDouble).device(device));
+  }
+
+  // Reads the per-evaluation output sums once, after the run: the first non-finite one is the
+  // first evaluation whose model output had a NaN or an infinity (nonFiniteEval_, 1-based).
+  void ReadEvalSums(const at::Tensor& sums) {
+    if (!sums.defined()) {
+      nonFiniteEval_ = -1;  // not measured (a graph captured without them)
+      return;
+    }
+    const at::Tensor host = sums.to(at::kCPU).contiguous();
+    const double* v = host.data_ptr<double>();
+    for (int k = 0; k < plan_.nfe && k < host.numel(); ++k) {
+      if (!std::isfinite(v[k])) {
+        nonFiniteEval_ = k + 1;
+        return;
+      }
+    }
+    nonFiniteEval_ = 0;
   }
 
   static void DeliverStep(Napi::Env env, Napi::Function onStep, RunState& state, const StepEvent& ev) {
@@ -297,6 +325,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
     outcome->graphStatus = graphStatus_;
     outcome->graphReason = graphReason_;
     outcome->graphCaptureMs = graphCaptureMs_;
+    outcome->nonFiniteEval = nonFiniteEval_;
     RunStatePtr state = state_;
     if (state->hasProgress) {
       const napi_status st = state->progress.NonBlockingCall(
@@ -317,6 +346,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
     std::string device;
     std::string graphStatus = "off", graphReason;  // timings.cudaGraph / cudaGraphReason
     double graphCaptureMs = 0;
+    int nonFiniteEval = -1;
   };
 
   static void Finish(Napi::Env env, RunState& state, Outcome& outcome) {
@@ -353,6 +383,9 @@ class ExecuteWorker : public Napi::AsyncWorker {
       result.Set("data", data);
       result.Set("shape", shape);
       result.Set("nfe", outcome.nfe);
+      // 1-based index of the first evaluation whose model output was not finite, 0 when all
+      // were finite, -1 when not measured.
+      result.Set("nonFiniteEval", outcome.nonFiniteEval);
       result.Set("timings", timings);
       state.deferred.Resolve(result);
     }
@@ -368,6 +401,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
   double totalMs_ = 0, modelMs_ = 0;
   std::string graphStatus_ = "off", graphReason_;
   double graphCaptureMs_ = 0;
+  int nonFiniteEval_ = -1;
   bool aborted_ = false;
   Failure failure_;
 };
