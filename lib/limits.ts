@@ -9,6 +9,8 @@
  *   addon's deviceMemory() (cudaMemGetInfo + the caching allocator's free blocks) for CUDA.
  *   Either refusal is an Error with code ERR_SCIRE_TOO_LARGE carrying the numbers.
  *
+ * Requests below FREE_MEMORY_CHECK_MIN_BYTES (64 MiB) skip the free-memory query.
+ *
  * The memory estimate counts the solver's own tensors (plan registers, the network input
  * and output, the host copies in and out); the network's activations come on top and are
  * not known here, so the check is a lower bound: it stops requests that cannot possibly fit
@@ -25,6 +27,13 @@ export { MAX_STEPS } from './options';
 export const DEFAULT_MAX_ELEMENTS = 2 ** 28;
 /** Hard bound on maxElements: the noise generator and a Float32Array index up to 2^31 - 1. */
 export const MAX_ELEMENTS_LIMIT = 2 ** 31 - 1;
+
+/**
+ * Requests whose solver tensors need less than this are not checked against free memory (a
+ * query per request would cost a syscall or a CUDA runtime call on the JS thread for nothing:
+ * such a request fails, if at all, with LibTorch's own out-of-memory error).
+ */
+export const FREE_MEMORY_CHECK_MIN_BYTES = 64 * 2 ** 20;
 
 const BYTES_PER_DTYPE: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
 
@@ -131,7 +140,7 @@ export function checkRequestSize(
       device,
     );
   }
-  const free = freeMemory(device);
+  const free = bytes < FREE_MEMORY_CHECK_MIN_BYTES ? undefined : freeMemory(device);
   if (free !== undefined && bytes > free) {
     throw new RequestTooLargeError(
       `Request too large: shape ${shapeText} (${elements} elements) needs at least ${fmtBytes(bytes)} on ${device} ` +

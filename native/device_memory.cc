@@ -48,10 +48,11 @@ Napi::Value DeviceMemoryJs(const Napi::CallbackInfo& info) {
                        "ERR_SCIRE_CUDA");
     }
     // Reserved by the caching allocator but not handed out: usable by the next request.
+    // Index 0 of the stat arrays is StatType::AGGREGATE (all pools) in every LibTorch; the
+    // enum itself moved namespaces in 2.x, so it is not named here.
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
-    const auto aggregate = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
-    const int64_t reserved = stats.reserved_bytes[aggregate].current;
-    const int64_t allocated = stats.allocated_bytes[aggregate].current;
+    const int64_t reserved = stats.reserved_bytes[0].current;
+    const int64_t allocated = stats.allocated_bytes[0].current;
     const double cached = reserved > allocated ? static_cast<double>(reserved - allocated) : 0.0;
     Napi::Object o = Napi::Object::New(env);
     o.Set("device", "cuda:" + std::to_string(index));

@@ -364,31 +364,44 @@ class ExecuteWorker : public Napi::AsyncWorker {
     } else if (outcome.failed) {
       state.deferred.Reject(outcome.failure.ToJs(env).Value());
     } else {
-      const size_t n = static_cast<size_t>(outcome.result.numel());
-      Napi::Float32Array data = Napi::Float32Array::New(env, n);
-      if (n > 0) std::memcpy(data.Data(), outcome.result.data_ptr<float>(), n * sizeof(float));
-      outcome.result = at::Tensor();
-      Napi::Array shape = Napi::Array::New(env, outcome.shape.size());
-      for (uint32_t i = 0; i < outcome.shape.size(); ++i) shape.Set(i, static_cast<double>(outcome.shape[i]));
-      Napi::Object timings = Napi::Object::New(env);
-      timings.Set("totalMs", outcome.totalMs);
-      timings.Set("modelMs", outcome.modelMs);
-      timings.Set("solverMs", std::isnan(outcome.modelMs) ? outcome.modelMs
-                                                          : std::max(0.0, outcome.totalMs - outcome.modelMs));
-      timings.Set("device", outcome.device);
-      timings.Set("cudaGraph", outcome.graphStatus);
-      if (!outcome.graphReason.empty()) timings.Set("cudaGraphReason", outcome.graphReason);
-      if (outcome.graphStatus == "captured") timings.Set("cudaGraphCaptureMs", outcome.graphCaptureMs);
-      Napi::Object result = Napi::Object::New(env);
-      result.Set("data", data);
-      result.Set("shape", shape);
-      result.Set("nfe", outcome.nfe);
-      // 1-based index of the first evaluation whose model output was not finite, 0 when all
-      // were finite, -1 when not measured.
-      result.Set("nonFiniteEval", outcome.nonFiniteEval);
-      result.Set("timings", timings);
-      state.deferred.Resolve(result);
+      // Runs inside a thread-safe-function call or AsyncWorker::OnOK, which pass on only
+      // Napi::Error: any other exception here would terminate the process, so reject instead.
+      try {
+        Resolve(env, state, outcome);
+      } catch (const Napi::Error& e) {
+        state.deferred.Reject(e.Value());
+      } catch (...) {
+        state.deferred.Reject(CaptureCurrentException(kWhere).ToJs(env).Value());
+      }
     }
+  }
+
+  // Builds the result object and resolves the promise (JS thread).
+  static void Resolve(Napi::Env env, RunState& state, Outcome& outcome) {
+    const size_t n = static_cast<size_t>(outcome.result.numel());
+    Napi::Float32Array data = Napi::Float32Array::New(env, n);
+    if (n > 0) std::memcpy(data.Data(), outcome.result.data_ptr<float>(), n * sizeof(float));
+    outcome.result = at::Tensor();
+    Napi::Array shape = Napi::Array::New(env, outcome.shape.size());
+    for (uint32_t i = 0; i < outcome.shape.size(); ++i) shape.Set(i, static_cast<double>(outcome.shape[i]));
+    Napi::Object timings = Napi::Object::New(env);
+    timings.Set("totalMs", outcome.totalMs);
+    timings.Set("modelMs", outcome.modelMs);
+    timings.Set("solverMs", std::isnan(outcome.modelMs) ? outcome.modelMs
+                                                        : std::max(0.0, outcome.totalMs - outcome.modelMs));
+    timings.Set("device", outcome.device);
+    timings.Set("cudaGraph", outcome.graphStatus);
+    if (!outcome.graphReason.empty()) timings.Set("cudaGraphReason", outcome.graphReason);
+    if (outcome.graphStatus == "captured") timings.Set("cudaGraphCaptureMs", outcome.graphCaptureMs);
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("data", data);
+    result.Set("shape", shape);
+    result.Set("nfe", outcome.nfe);
+    // 1-based index of the first evaluation whose model output was not finite, 0 when all
+    // were finite, -1 when not measured.
+    result.Set("nonFiniteEval", outcome.nonFiniteEval);
+    result.Set("timings", timings);
+    state.deferred.Resolve(result);
   }
 
   ModelPtr model_;
