@@ -74,6 +74,8 @@ export interface NativeExecuteResult {
    * the device and read once after the run). The Sampler turns it into ERR_SCIRE_NON_FINITE.
    */
   nonFiniteEval?: number;
+  /** False when data holds NaN or Infinity (checked on the worker thread). */
+  finite?: boolean;
   /** Milliseconds: total, in the network, in the solver ops. */
   timings: { totalMs: number; modelMs: number; solverMs: number; [k: string]: number | string };
 }

@@ -8,7 +8,8 @@
  * - NonFiniteError (code ERR_SCIRE_NON_FINITE): a model output or the result holds NaN or an
  *   infinity. The native executor reports the first evaluation whose output was not finite
  *   (nonFiniteEval, from one float64 sum per evaluation kept on the device and read once at
- *   the end: no host sync per step); the result itself is scanned here on the host.
+ *   the end: no host sync per step) and whether the result is finite (result.finite, found on
+ *   its worker thread); the data of other models are scanned here on the JS thread.
  *   The reference executor throws the same error.
  */
 import type { NativeExecuteResult } from './native-types';
@@ -103,6 +104,9 @@ export function checkFiniteResult(result: NativeExecuteResult, evalTimes: readon
   if (typeof flagged === 'number' && flagged > 0) {
     throw nonFiniteModelOutput(flagged, evalTimes.length, evalTimes[flagged - 1]);
   }
+  // The native executor checks the result on its worker thread (finite: true): no O(n) scan
+  // on the JS thread then. Other models' data are scanned here.
+  if ((result as { finite?: unknown }).finite === true) return;
   const bad = firstNonFinite(result.data);
   if (bad >= 0) throw nonFiniteResult(bad, result.data[bad], flagged === 0);
 }

@@ -231,6 +231,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
     const at::Tensor out = RunPlanOps(*model_, plan_, in, &hooks);
     result_ = out.to(at::kCPU).contiguous();  // waits for the device
     ReadEvalSums(in.evalSums);
+    CheckResultFinite();
     totalMs_ = MsSince(started);
     modelMs_ = hooks.modelMs;
   }
@@ -253,6 +254,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
     const GraphRun run = RunPlanWithGraph(model_, plan_, in, inputs_.graphMode);
     result_ = DownloadToHost(run.out);
     ReadEvalSums(run.usedGraph ? run.evalSums : in.evalSums);
+    CheckResultFinite();
     totalMs_ = MsSince(started);
     modelMs_ = std::numeric_limits<double>::quiet_NaN();
     graphStatus_ = run.usedGraph ? (run.capturedNow ? "captured" : "replayed") : "eager";
@@ -293,6 +295,12 @@ class ExecuteWorker : public Napi::AsyncWorker {
     nonFiniteEval_ = 0;
   }
 
+  // Whether the result is finite, found here on the worker thread (a float64 sum of finite
+  // float32 values cannot overflow) so that JS need not scan it.
+  void CheckResultFinite() {
+    resultFinite_ = result_.numel() == 0 || std::isfinite(result_.sum(at::kDouble).item<double>());
+  }
+
   static void DeliverStep(Napi::Env env, Napi::Function onStep, RunState& state, const StepEvent& ev) {
     if (state.callbackFailed) return;
     Napi::Object o = Napi::Object::New(env);
@@ -326,6 +334,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
     outcome->graphReason = graphReason_;
     outcome->graphCaptureMs = graphCaptureMs_;
     outcome->nonFiniteEval = nonFiniteEval_;
+    outcome->resultFinite = resultFinite_;
     RunStatePtr state = state_;
     if (state->hasProgress) {
       const napi_status st = state->progress.NonBlockingCall(
@@ -347,6 +356,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
     std::string graphStatus = "off", graphReason;  // timings.cudaGraph / cudaGraphReason
     double graphCaptureMs = 0;
     int nonFiniteEval = -1;
+    bool resultFinite = true;
   };
 
   static void Finish(Napi::Env env, RunState& state, Outcome& outcome) {
@@ -400,6 +410,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
     // 1-based index of the first evaluation whose model output was not finite, 0 when all
     // were finite, -1 when not measured.
     result.Set("nonFiniteEval", outcome.nonFiniteEval);
+    result.Set("finite", outcome.resultFinite);  // no NaN / Infinity in data
     result.Set("timings", timings);
     state.deferred.Resolve(result);
   }
@@ -415,6 +426,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
   std::string graphStatus_ = "off", graphReason_;
   double graphCaptureMs_ = 0;
   int nonFiniteEval_ = -1;
+  bool resultFinite_ = true;
   bool aborted_ = false;
   Failure failure_;
 };
