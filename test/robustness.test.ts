@@ -23,6 +23,7 @@ import { main as cliMain } from '../lib/cli';
 import { compilePlan } from '../lib/compile';
 import { DEFAULT_MAX_ELEMENTS, MAX_ELEMENTS_LIMIT } from '../lib/limits';
 import { loadModel } from '../lib/model';
+import { nativeBinding } from '../lib/native';
 import type { NativeModel } from '../lib/native-types';
 import { checkPlan } from '../lib/plan-check';
 import { executePlanReference } from '../lib/reference';
@@ -129,6 +130,8 @@ const BAD_INPUTS: BadInput[] = [
   { group: 'options', name: 'loadModel maxElements 0', run: () => loadModel(GMM_PT, { maxElements: 0 }), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /for maxElements but received 0/ },
   { group: 'options', name: 'loadModel maxElements 2^31', run: () => loadModel(GMM_PT, { maxElements: 2 ** 31 }), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /<= 2147483647 for maxElements/ },
   { group: 'options', name: 'loadModel device gpu', run: () => loadModel(GMM_PT, { device: 'gpu' }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /'cpu', 'cuda' or 'cuda:N' for device but received 'gpu'/ },
+  { group: 'options', name: "deviceMemory('cpu')", run: () => nativeBinding().deviceMemory('cpu'), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^deviceMemory: device must be 'cuda' or 'cuda:N' \(use os.freemem\(\) for 'cpu'\), got 'cpu'$/ },
+  { group: 'options', name: "deviceMemory('tpu')", run: () => nativeBinding().deviceMemory('tpu'), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /tpu/ },
   // shapes
   { group: 'shapes', name: 'shape []', run: () => sample({ shape: [], seed: 1 }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /for shape but received \[0 items\]/ },
   { group: 'shapes', name: 'shape [2, 0]', run: () => sample({ shape: [2, 0], seed: 1 }), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /for shape\[1\] but received 0/ },
@@ -207,6 +210,27 @@ describe('bad inputs: class, code and message', () => {
     expect(mem.message).toMatch(/^Request too large: shape \[2147483647\] \(2147483647 elements\) needs at least [\d.]+ GiB on cpu .* but only [\d.]+ GiB are free/);
     expect(mem.freeBytes).toBeGreaterThan(0);
     expect(mem.requestedBytes as number).toBeGreaterThan(mem.freeBytes as number);
+  });
+});
+
+describe('non-finite detection on the native executor', () => {
+  it('reports nonFiniteEval (1-based, from per-evaluation sums on the device) and finite for the result', async () => {
+    const plan = compilePlan({ schedule, steps: 6 });
+    const x = new Float32Array(32).fill(0.5);
+    const ok = await gmm.execute(plan, { x, shape: D16 });
+    expect(ok).toMatchObject({ nonFiniteEval: 0, finite: true });
+    const bad = await models.nan.execute(plan, { x, shape: D16 });
+    expect(bad).toMatchObject({ nonFiniteEval: 5, finite: false });
+    // Without a CUDA device this stays the eager loop; the graph keeps the same sums (docs/gpu.md).
+  });
+
+  it('a finite model output with a non-finite result is named as a solver overflow', async () => {
+    const { checkFiniteResult } = await import('../lib/result-check');
+    const result = { data: Float32Array.from([1, Infinity]), shape: [1, 2], nfe: 2, timings: {} as never, nonFiniteEval: 0, finite: false };
+    expect(() => checkFiniteResult(result, [999, 500])).toThrow(/^The result is not finite: element 1 is Infinity \(every model output was finite, so the solver update overflowed/);
+    // finite: true from the executor skips the scan; a flagged evaluation wins over it.
+    expect(() => checkFiniteResult({ ...result, finite: true }, [999, 500])).not.toThrow();
+    expect(() => checkFiniteResult({ ...result, nonFiniteEval: 2 }, [999, 500])).toThrow(/at evaluation 2 of 2 \(t = 500\)/);
   });
 });
 
