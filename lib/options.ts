@@ -5,6 +5,7 @@
  * SciRE-Solver v1, multistep, order 3, NSR time steps (k = 3.1), lower-order final steps,
  * noise-prediction model, faithful recursive difference estimation.
  */
+import { MAX_STEPS } from './bounds';
 import type { ModelType } from './plan-builder';
 import type { NoiseSchedule } from './schedule';
 import { SKIP_TYPES, type SkipType } from './timesteps';
@@ -30,12 +31,7 @@ export const ALGORITHMS: readonly Algorithm[] = ['v1', 'v2'];
 export const METHODS: readonly Method[] = ['multistep', 'singlestep_agile', 'singlestep_fixed'];
 export const MODEL_TYPES: readonly ModelType[] = ['noise', 'x_start', 'v', 'score'];
 export const RDE_MODES: readonly RdeMode[] = ['faithful', 'consistent'];
-/**
- * Largest number of steps accepted (a documented bound far above any sensible use: the
- * solvers here are built for 10-50). It keeps a typo such as 1e9 from exhausting memory or
- * blocking the event loop while the plan is compiled.
- */
-export const MAX_STEPS = 10_000;
+export { MAX_STEPS } from './bounds';
 
 /** Dynamic thresholding of data predictions (Imagen; DPM-Solver's dynamic_thresholding_fn). */
 export interface Thresholding {

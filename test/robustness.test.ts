@@ -28,6 +28,7 @@ import type { NativeModel } from '../lib/native-types';
 import { checkPlan } from '../lib/plan-check';
 import { executePlanReference } from '../lib/reference';
 import { Sampler, type SampleOptions, type SamplerModel } from '../lib/sampler';
+import { timeSteps } from '../lib/timesteps';
 import { NoiseSchedule } from '../lib/schedule';
 import { DIST_CLI, ROOT, ensureDistBuilt } from './support/dist';
 
@@ -132,6 +133,9 @@ const BAD_INPUTS: BadInput[] = [
   { group: 'options', name: 'loadModel device gpu', run: () => loadModel(GMM_PT, { device: 'gpu' }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /'cpu', 'cuda' or 'cuda:N' for device but received 'gpu'/ },
   { group: 'options', name: "deviceMemory('cpu')", run: () => nativeBinding().deviceMemory('cpu'), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^deviceMemory: device must be 'cuda' or 'cuda:N' \(use os.freemem\(\) for 'cpu'\), got 'cpu'$/ },
   { group: 'options', name: "deviceMemory('tpu')", run: () => nativeBinding().deviceMemory('tpu'), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /tpu/ },
+  { group: 'options', name: 'timeSteps n 1e9', run: () => timeSteps(schedule, 'nsr', 1, 0.001, 1e9), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^Expected an integer >= 1 and <= 10000 for n but received 1000000000/ },
+  { group: 'options', name: 'hand-made plan numRegs 1e9', run: () => executePlanReference({ ...compilePlan({ schedule, steps: 3 }), numRegs: 1e9 }, { x: new Float64Array(4), shape: [1, 4], model: (v) => v }), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^Expected an integer >= 1 and <= 64 for plan.numRegs but received 1000000000/ },
+  { group: 'options', name: 'discrete schedule N 1e9', run: () => NoiseSchedule.discrete({ kind: 'linear', N: 1e9 }), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /^Expected an integer >= 2 and <= 1000000 for N but received 1000000000/ },
   // shapes
   { group: 'shapes', name: 'shape []', run: () => sample({ shape: [], seed: 1 }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /for shape but received \[0 items\]/ },
   { group: 'shapes', name: 'shape [2, 0]', run: () => sample({ shape: [2, 0], seed: 1 }), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /for shape\[1\] but received 0/ },
