@@ -126,8 +126,11 @@ export function checkRequestSize(
 ): void {
   const elements = shape.reduce((a, b) => a * b, 1);
   const { maxElements } = modelLimits(model);
-  const device = model.info?.device ?? 'cpu';
-  const bytes = estimateRequestBytes({ elements, numRegs: plan.numRegs, guided, dtype: model.info?.dtype });
+  // A duck-typed model's info is trusted only as far as it is a string.
+  const info = (model.info ?? {}) as { device?: unknown; dtype?: unknown };
+  const device = typeof info.device === 'string' ? info.device : 'cpu';
+  const dtype = typeof info.dtype === 'string' ? info.dtype : undefined;
+  const bytes = estimateRequestBytes({ elements, numRegs: plan.numRegs, guided, dtype });
   const shapeText = `[${shape.join(', ')}]`;
   if (elements > maxElements) {
     throw new RequestTooLargeError(
