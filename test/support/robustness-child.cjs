@@ -1,7 +1,8 @@
 // Child process of test/robustness.test.ts, run on the compiled package (dist/):
 //
 //   node robustness-child.cjs crash-prone          requests that used to abort V8 or exhaust
-//                                                  memory (issue 12, items 1 and 2)
+//                                                  memory (issue 12, items 1 and 2; array-sizing
+//                                                  arguments of public helpers)
 //   node --expose-gc robustness-child.cjs soak '{"samples":5000,...}'
 //                                                  many small samples with random aborts and
 //                                                  concurrency; memory and handles before/after
@@ -12,7 +13,8 @@
 const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const { Sampler, NoiseSchedule, loadModel, compilePlan } = require(path.join(ROOT, 'dist', 'index.js'));
+const lib = require(path.join(ROOT, 'dist', 'index.js'));
+const { Sampler, NoiseSchedule, loadModel, compilePlan } = lib;
 const GMM = path.join(ROOT, 'test', 'fixtures', 'models', 'gmm_D16_discrete.pt');
 
 /** mulberry32: a small seeded generator for the soak's choices. */
@@ -27,7 +29,18 @@ function prng(seed) {
   };
 }
 
-const errorInfo = (e) => ({ name: e && e.name, code: e && e.code, message: String(e && e.message), ctor: e && e.constructor && e.constructor.name, requestedElements: e && e.requestedElements, freeBytes: e && e.freeBytes });
+const errorInfo = (e) => ({
+  name: e && e.name,
+  code: e && e.code,
+  message: String(e && e.message),
+  ctor: e && e.constructor && e.constructor.name,
+  // ERR_SCIRE_TOO_LARGE's numbers
+  requestedElements: e && e.requestedElements,
+  requestedBytes: e && e.requestedBytes,
+  limitElements: e && e.limitElements,
+  freeBytes: e && e.freeBytes,
+  device: e && e.device,
+});
 
 /** Largest event-loop stall seen while `fn` runs (a 5 ms interval timer measures it). */
 async function withLagMonitor(fn) {
@@ -72,6 +85,10 @@ async function crashProne() {
     new Sampler({ model: big, schedule, steps: 4 }).sample({ shape: [2 ** 31 - 1], seed: 0 }),
   );
   await record('sample shape [1e300, 1e300]', () => sampler.sample({ shape: [1e300, 1e300], seed: 0 }));
+  // Public helpers that size JS arrays from their arguments (each aborted V8 before).
+  await record('timeSteps n 1e9', () => lib.timeSteps(schedule, 'nsr', 1, 0.001, 1e9));
+  await record('checkPlan numRegs 1e9', () => lib.checkPlan({ ...compilePlan({ schedule, steps: 3 }), numRegs: 1e9 }));
+  await record('discrete schedule N 1e9', () => NoiseSchedule.discrete({ kind: 'linear', N: 1e9 }));
   return { cases, rssMB: process.memoryUsage().rss / 2 ** 20 };
 }
 
