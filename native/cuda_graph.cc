@@ -125,13 +125,13 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
         } catch (...) {
           RethrowModelCallError({evaluation, plan.nfe, step.t, DescribeModelInputs(xIn, tIn, cond)});
         }
-        // Non-finite check without a host sync: the evaluation's output sum (float64, so no
-        // finite output overflows it) stays on the device until the caller reads them all.
-        if (in.evalSums.defined()) in.evalSums.select(0, evaluation - 1).copy_(raw.sum(at::kDouble));
         if (timed) {
           if (device.is_cuda()) torch::cuda::synchronize(device.index());
           hooks->modelMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m0).count();
         }
+        // Non-finite check without a host sync: the evaluation's output sum (float64, so no
+        // finite output overflows it) stays on the device until the caller reads them all.
+        if (in.evalSums.defined()) in.evalSums.select(0, evaluation - 1).copy_(raw.sum(at::kDouble));
         if (raw.scalar_type() != at::kFloat && raw.scalar_type() != modelType) raw = raw.to(at::kFloat);
         raw = raw.contiguous();
         // R[dst] = outX * x_in + outM * raw with x_in = inScale * R[src], in one pass; under
