@@ -4,7 +4,7 @@
  * text and exits with status 2).
  */
 import { parseArgs } from 'node:util';
-import { ALGORITHMS, METHODS, MODEL_TYPES, SOLVERS, type Algorithm, type Method, type ModelType, type SolverName } from './options';
+import { ALGORITHMS, MAX_STEPS, METHODS, MODEL_TYPES, SOLVERS, type Algorithm, type Method, type ModelType, type SolverName } from './options';
 import { PRESETS, type Preset } from './presets/auto';
 import { SKIP_TYPES, type SkipType } from './timesteps';
 
@@ -36,7 +36,7 @@ then the paper's few-step recommendation (SciRE v1, multistep, order 3, NSR time
 Flags:
   --model <file.pt>     TorchScript model (default: the bundled models/fmnist_unet.pt)
   --card <file.json>    Model card (default: the model path with .json)
-  --steps <int>         Solver steps, >= 1 (default 12); the NFE, except singlestep_fixed
+  --steps <int>         Solver steps, 1 to ${MAX_STEPS} (default 12); the NFE, except singlestep_fixed
                         (floor(steps/order)*order)
   --preset <name>       auto | none (default auto unless a solver flag is given)
   --solver <name>       ${list(SOLVERS)} (default scire)
@@ -113,11 +113,12 @@ function choice<T extends string>(flag: string, allowed: readonly T[], value: st
   return value as T;
 }
 
-function integer(flag: string, value: string | undefined, min: number): number | undefined {
+function integer(flag: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value.trim())) throw new UsageError(`--${flag} must be an integer >= ${min}, got '${value}'`);
+  const allowed = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+  if (!/^\d+$/.test(value.trim())) throw new UsageError(`--${flag} must be ${allowed}, got '${value}'`);
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer >= ${min}, got '${value}'`);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be ${allowed}, got '${value}'`);
   return n;
 }
 
@@ -150,42 +151,75 @@ function out(value: string | undefined): string {
   return value;
 }
 
-/** Runs a parseArgs call, its errors (unknown flag, missing value, ...) turned into UsageErrors. */
+/** Runs a parseArgs call, its errors (unknown flag, missing value, ...) turned into one-line UsageErrors. */
 function guarded<T>(parse: () => T): T {
   try {
     return parse();
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const message = String((err as Error).message ?? err)
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean)
+      .join(' ');
+    throw new UsageError(message);
   }
 }
+
+/**
+ * `--seed -1` / `-n -3`: parseArgs refuses a value that starts with a dash as ambiguous (its
+ * message talks about '--seed=-XYZ'); a negative number after a flag that takes a value is
+ * meant as its value, so it is joined to the flag and the flag's own check names the problem.
+ */
+function joinNegativeValues(args: string[], options: Record<string, { type: string; short?: string }>): string[] {
+  const takesValue = new Map<string, string>();
+  for (const [name, o] of Object.entries(options)) {
+    if (o.type !== 'string') continue;
+    takesValue.set(`--${name}`, name);
+    if (o.short) takesValue.set(`-${o.short}`, name);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = takesValue.get(args[i]);
+    const next = args[i + 1];
+    if (name !== undefined && next !== undefined && /^-(\d|\.\d|Infinity|NaN)/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(args[i]);
+    }
+  }
+  return out;
+}
+
+const SAMPLE_OPTIONS = {
+  model: { type: 'string' },
+  card: { type: 'string' },
+  steps: { type: 'string' },
+  solver: { type: 'string' },
+  algorithm: { type: 'string' },
+  method: { type: 'string' },
+  order: { type: 'string' },
+  preset: { type: 'string' },
+  skip: { type: 'string' },
+  'model-type': { type: 'string' },
+  'denoise-to-zero': { type: 'boolean' },
+  samples: { type: 'string', short: 'n' },
+  shape: { type: 'string' },
+  seed: { type: 'string' },
+  device: { type: 'string' },
+  dtype: { type: 'string' },
+  out: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 function parseSample(args: string[]): SampleArgs {
   const { values, positionals } = guarded(() =>
     parseArgs({
-      args,
+      args: joinNegativeValues(args, SAMPLE_OPTIONS),
       strict: true,
       allowPositionals: true,
-      options: {
-      model: { type: 'string' },
-      card: { type: 'string' },
-      steps: { type: 'string' },
-      preset: { type: 'string' },
-      solver: { type: 'string' },
-      algorithm: { type: 'string' },
-      method: { type: 'string' },
-      order: { type: 'string' },
-      skip: { type: 'string' },
-      'model-type': { type: 'string' },
-      'denoise-to-zero': { type: 'boolean' },
-      samples: { type: 'string', short: 'n' },
-      shape: { type: 'string' },
-      seed: { type: 'string' },
-      device: { type: 'string' },
-      dtype: { type: 'string' },
-      out: { type: 'string' },
-      quiet: { type: 'boolean', short: 'q' },
-      help: { type: 'boolean', short: 'h' },
-      },
+      options: SAMPLE_OPTIONS,
     }),
   );
   if (positionals.length > 0) throw new UsageError(`scire sample takes no positional arguments, got '${positionals[0]}'`);
@@ -196,7 +230,7 @@ function parseSample(args: string[]): SampleArgs {
     help: values.help === true,
     model: values.model,
     card: values.card,
-    steps: integer('steps', values.steps, 1) ?? 12,
+    steps: integer('steps', values.steps, 1, MAX_STEPS) ?? 12,
     preset: choice('preset', PRESETS, values.preset),
     solver: choice('solver', SOLVERS, values.solver),
     algorithm: choice('algorithm', ALGORITHMS, values.algorithm),
@@ -231,7 +265,8 @@ function parseInfo(args: string[]): InfoArgs {
 /** Parses argv (without node and the script). Throws UsageError. */
 export function parseCommandLine(argv: string[]): CliArgs {
   const [command, ...rest] = argv;
-  if (command === undefined || command === '-h' || command === '--help' || command === 'help') return { command: 'help' };
+  if (command === undefined) throw new UsageError('no command given (expected sample or info)');
+  if (command === '-h' || command === '--help' || command === 'help') return { command: 'help' };
   if (command === 'sample') return parseSample(rest);
   if (command === 'info') return parseInfo(rest);
   throw new UsageError(`unknown command '${command}' (expected sample or info)`);

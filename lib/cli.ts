@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { compilePlan } from './compile';
 import { INFO_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, type InfoArgs, type SampleArgs } from './cli-args';
 import { encodeNpy, encodePng, toImageGrid } from './image-io';
+import { DEFAULT_MAX_ELEMENTS } from './limits';
 import { loadModel } from './model';
 import { readModelCard, type ModelCard } from './model-card';
 import { nativeAddonInfo, nativeBinding } from './native';
@@ -79,6 +80,13 @@ async function runSample(args: SampleArgs): Promise<void> {
     throw new UsageError(`the model card ${card.file} gives no sample shape: pass --shape (e.g. --shape 1,28,28)`);
   }
   checkOutputFits(args.out, sampleShape);
+  const elements = args.samples * sampleShape.reduce((a, b) => a * b, 1);
+  if (elements > DEFAULT_MAX_ELEMENTS) {
+    throw new UsageError(
+      `-n ${args.samples} samples of shape [${sampleShape.join(', ')}] are ${elements} values, ` +
+        `more than the ${DEFAULT_MAX_ELEMENTS} one run may hold: sample fewer at a time`,
+    );
+  }
 
   const solverFlags = [args.solver, args.algorithm, args.method, args.order, args.skip].some((v) => v !== undefined);
   const solverOptions: CompileOptions = {
@@ -112,6 +120,10 @@ async function runSample(args: SampleArgs): Promise<void> {
       seed: args.seed,
       onStep: progress ? (ev) => progress.update(ev) : undefined,
     });
+  } catch (err) {
+    // Too many samples for the device's free memory: a bad -n, reported like one.
+    if ((err as { code?: unknown }).code === 'ERR_SCIRE_TOO_LARGE') throw new UsageError((err as Error).message);
+    throw err;
   } finally {
     progress?.finish();
   }

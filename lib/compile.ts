@@ -7,30 +7,46 @@
  *   'unipc' -> compileUniPc (lib/solvers/unipc.ts)
  */
 import type { Plan } from './plan';
-import { resolveOptions, type CompileOptions } from './options';
+import { resolveOptions, type CompileOptions, type ResolvedOptions } from './options';
 import { createSolverContext } from './solvers/context';
+import { withCode } from './validate';
 import { compileDdim } from './solvers/ddim';
 import { compileDpmpp } from './solvers/dpmpp';
 import { compileScire } from './solvers/scire';
 import { compileUniPc } from './solvers/unipc';
 
-export function compilePlan(options: CompileOptions): Plan {
-  const resolved = resolveOptions(options);
+function compileSolver(resolved: ResolvedOptions): Plan {
   const ctx = createSolverContext(resolved);
-  let plan: Plan;
   switch (resolved.solver) {
     case 'scire':
-      plan = compileScire(ctx);
-      break;
+      return compileScire(ctx);
     case 'ddim':
-      plan = compileDdim(ctx);
-      break;
+      return compileDdim(ctx);
     case 'dpmpp':
-      plan = compileDpmpp(ctx);
-      break;
+      return compileDpmpp(ctx);
     case 'unipc':
-      plan = compileUniPc(ctx);
-      break;
+      return compileUniPc(ctx);
+  }
+}
+
+export function compilePlan(options: CompileOptions): Plan {
+  const resolved = resolveOptions(options);
+  let plan: Plan;
+  try {
+    plan = compileSolver(resolved);
+  } catch (e) {
+    // The factories' schedules are finite on their domain; a schedule object written by hand
+    // may not be. The plan builder refuses a non-finite coefficient: name the schedule.
+    if (e instanceof Error && /^internal: non-finite/.test(e.message)) {
+      throw withCode(
+        new RangeError(
+          `Expected a schedule whose functions return finite numbers between tEnd (${resolved.tEnd}) and tStart ` +
+            `(${resolved.tStart}) for schedule but received one that gives a non-finite plan coefficient (${e.message.slice(10)})`,
+        ),
+        'ERR_OUT_OF_RANGE',
+      );
+    }
+    throw e;
   }
   if (resolved.thresholding && !plan.ops.some((op) => op.op === 'threshold')) {
     // Thresholding acts on data predictions only; refuse silently ignoring it.
@@ -38,10 +54,10 @@ export function compilePlan(options: CompileOptions): Plan {
       resolved.solver === 'scire'
         ? "use algorithm 'v2' (data prediction) or denoiseToZero: true"
         : "use solver 'dpmpp', 'unipc' or 'scire' with algorithm 'v2'";
-    throw new TypeError(
+    throw withCode(new TypeError(
       `Expected no thresholding for solver '${resolved.solver}'${resolved.algorithm ? ` with algorithm '${resolved.algorithm}'` : ''} ` +
         `but received thresholding: this configuration makes no data prediction to threshold (${hint})`,
-    );
+    ), 'ERR_INVALID_ARG_VALUE');
   }
   return plan;
 }

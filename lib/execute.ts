@@ -16,6 +16,7 @@ import type { AbortSignalLike, NativeExecuteOptions, NativeExecuteResult, Native
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
 import {
+  describeValue,
   expectFiniteNumber,
   expectFunction,
   expectInteger,
@@ -47,7 +48,7 @@ const numel = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 export function abortError(signal?: AbortSignalLike): Error {
   const err = new Error('The operation was aborted', signal?.reason === undefined ? undefined : { cause: signal.reason });
   err.name = 'AbortError';
-  return err;
+  return Object.assign(err, { code: 'ABORT_ERR' });
 }
 
 /** Checks the options and returns them as the native executor takes them (without signal). */
@@ -110,6 +111,12 @@ export async function executePlan(
     return await model.execute(plan, native);
   } catch (e) {
     if (e instanceof Error && e.name === 'AbortError') throw withCallerStack(abortError(signal), callSite);
+    if (!(e instanceof Error)) {
+      // A duck-typed model that rejects with a string or a plain object: keep it as the cause.
+      const err = new Error(`model.execute rejected with a non-Error value: ${describeValue(e)}`, { cause: e }) as Error & { code: string };
+      err.code = 'ERR_SCIRE_MODEL';
+      throw withCallerStack(err, callSite);
+    }
     throw withCallerStack(e, callSite);
   } finally {
     signal?.removeEventListener('abort', onAbort);

@@ -13,6 +13,7 @@
 import * as path from 'path';
 import { nativeBinding } from './native';
 import type { DeviceName, ModelDType, NativeModel } from './native-types';
+import { DEFAULT_MAX_ELEMENTS, resolveMaxElements, setModelLimits } from './limits';
 import { expectKnownKeys, expectOneOf, invalidType, isPlainObject } from './validate';
 
 export interface LoadModelOptions {
@@ -20,22 +21,28 @@ export interface LoadModelOptions {
   device?: DeviceName;
   /** Precision of the network's parameters and input: 'float32' (default), 'float16', 'bfloat16'. */
   dtype?: ModelDType;
+  /**
+   * Largest prod(shape) of one sample() request on this model (default 2^28 = 268 435 456
+   * elements, at most 2^31 - 1); larger requests reject with ERR_SCIRE_TOO_LARGE before any
+   * work. Requests are also checked against the device's free memory (lib/limits.ts).
+   */
+  maxElements?: number;
 }
 
 export const MODEL_DTYPES: readonly ModelDType[] = ['float32', 'float16', 'bfloat16'];
 const DEVICE_PATTERN = /^(cpu|cuda(:\d{1,3})?)$/;
 
 /** Validated, defaulted options. */
-export function resolveLoadModelOptions(options: unknown): { device: DeviceName; dtype: ModelDType } {
-  if (options === undefined) return { device: 'cpu', dtype: 'float32' };
-  if (!isPlainObject(options)) throw invalidType('loadModel options', 'an object { device, dtype }', options);
-  expectKnownKeys('loadModel options', options, ['device', 'dtype']);
+export function resolveLoadModelOptions(options: unknown): { device: DeviceName; dtype: ModelDType; maxElements: number } {
+  if (options === undefined) return { device: 'cpu', dtype: 'float32', maxElements: DEFAULT_MAX_ELEMENTS };
+  if (!isPlainObject(options)) throw invalidType('loadModel options', 'an object { device, dtype, maxElements }', options);
+  expectKnownKeys('loadModel options', options, ['device', 'dtype', 'maxElements']);
   const device = options.device ?? 'cpu';
   if (typeof device !== 'string' || !DEVICE_PATTERN.test(device)) {
     throw invalidType('device', "'cpu', 'cuda' or 'cuda:N'", device);
   }
   const dtype = expectOneOf('dtype', MODEL_DTYPES, options.dtype ?? 'float32');
-  return { device: device as DeviceName, dtype }; // DEVICE_PATTERN checked the form
+  return { device: device as DeviceName, dtype, maxElements: resolveMaxElements(options.maxElements) }; // DEVICE_PATTERN checked the form
 }
 
 /** Loads a TorchScript model (a file written by torch.jit.save) on a worker thread. */
@@ -45,10 +52,12 @@ export async function loadModel(modelPath: string, options?: LoadModelOptions): 
   if (typeof modelPath !== 'string' || modelPath.length === 0) {
     throw invalidType('path', 'a non-empty string (path of a TorchScript file)', modelPath);
   }
-  const opts = resolveLoadModelOptions(options);
+  const { device, dtype, maxElements } = resolveLoadModelOptions(options);
   const binding = nativeBinding();
   try {
-    return await binding.loadModel(path.resolve(modelPath), opts);
+    const model = await binding.loadModel(path.resolve(modelPath), { device, dtype });
+    setModelLimits(model, { maxElements });
+    return model;
   } catch (e) {
     throw withCallerStack(e, callSite);
   }

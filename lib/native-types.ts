@@ -80,6 +80,14 @@ export interface NativeExecuteResult {
   data: Float32Array;
   shape: number[];
   nfe: number;
+  /**
+   * 1-based index of the first evaluation whose model output held NaN or Infinity, 0 when
+   * every output was finite, -1 when not measured (one float64 sum per evaluation is kept on
+   * the device and read once after the run). The Sampler turns it into ERR_SCIRE_NON_FINITE.
+   */
+  nonFiniteEval?: number;
+  /** False when data holds NaN or Infinity (checked on the worker thread). */
+  finite?: boolean;
   /** Milliseconds: total, in the network, in the solver ops. */
   timings: { totalMs: number; modelMs: number; solverMs: number; [k: string]: number | string };
 }
@@ -142,6 +150,11 @@ export interface NativeBinding {
   benchLincomb(opts: { terms: number; bytes: number; device?: DeviceName; iters?: number }): NativeLincombBench;
   /** A fresh abort handle for NativeExecuteOptions.abortHandle. */
   createAbortHandle(): NativeAbortHandle;
+  /**
+   * Free and total memory of a CUDA device in bytes ('cuda' | 'cuda:N'; free includes the
+   * caching allocator's unused blocks). Throws ERR_SCIRE_NO_CUDA without a usable CUDA device.
+   */
+  deviceMemory(device: DeviceName): { device: DeviceName; free: number; total: number; cached: number };
 }
 
 export interface NativeLincombOptions {

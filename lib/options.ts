@@ -5,6 +5,7 @@
  * SciRE-Solver v1, multistep, order 3, NSR time steps (k = 3.1), lower-order final steps,
  * noise-prediction model, faithful recursive difference estimation.
  */
+import { MAX_STEPS } from './bounds';
 import type { ModelType } from './plan-builder';
 import { applyPreset, type AutoChoice, type Preset } from './presets/auto';
 import type { NoiseSchedule } from './schedule';
@@ -37,6 +38,7 @@ export const MODEL_TYPES: readonly ModelType[] = ['noise', 'x_start', 'v', 'scor
 export const RDE_MODES: readonly RdeMode[] = ['faithful', 'consistent'];
 export const UNIPC_VARIANTS: readonly UniPcVariant[] = ['bh1', 'bh2'];
 export const SCIRE_CORRECTORS: readonly ScireCorrector[] = ['none', 'faithful', 'consistent'];
+export { MAX_STEPS } from './bounds';
 
 /** Dynamic thresholding of data predictions (Imagen; DPM-Solver's dynamic_thresholding_fn). */
 export interface Thresholding {
@@ -54,7 +56,7 @@ export interface CompileOptions {
    * (lib/presets/auto.ts); they may then not be given. Default: none (the official SciRE defaults).
    */
   preset?: Preset;
-  /** Number of steps (NFE budget; see docs/math.md for the exact NFE of each method). */
+  /** Number of steps, an integer in [order, MAX_STEPS = 10 000] (NFE budget; see docs/math.md for the exact NFE of each method). */
   steps: number;
   /** Default 'scire'. */
   solver?: SolverName;
@@ -212,7 +214,7 @@ export function resolveOptions(options: CompileOptions): ResolvedOptions {
   const defaultOrder = solver === 'scire' || solver === 'unipc' ? 3 : solver === 'dpmpp' ? 2 : 1;
   const order = o.order === undefined ? defaultOrder : expectOneOf('order', allowedOrders, o.order);
 
-  const steps = expectInteger('steps', o.steps, { min: 1 });
+  const steps = expectInteger('steps', o.steps, { min: 1, max: MAX_STEPS });
   if (steps < order) throw outOfRange('steps', `an integer >= order (${order})`, steps);
 
   const skip = o.skip === undefined ? (isScire ? 'nsr' : 'logsnr') : expectOneOf('skip', SKIP_TYPES, o.skip);

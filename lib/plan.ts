@@ -76,3 +76,10 @@ export interface Plan {
 
 /** Maximum number of terms in one lincomb op (the fused kernels are specialised up to this). */
 export const MAX_LINCOMB_TERMS = 4;
+
+/**
+ * Largest register count a plan may ask for: the native executor's kMaxRegisters (plan.h),
+ * a sanity bound (the solvers use fewer than 10) that also keeps a hand-made plan with
+ * numRegs: 1e9 from exhausting memory in checkPlan or the reference executor.
+ */
+export const MAX_REGISTERS = 64;

@@ -17,6 +17,8 @@
 
 import { Mt19937 } from './random/mt19937';
 import { logAvx2, sinCosAvx2 } from './random/cephes-avx2';
+import { withCode } from './validate';
+import type { AbortSignalLike } from './native-types';
 
 const VECTOR_PATH_MIN_NUMEL = 16;
 const f = Math.fround;
@@ -25,17 +27,17 @@ const TWO_PI_F32 = f(2 * Math.PI);
 /** `shape` as a validated list of dimensions and its element count. */
 function checkedNumel(shape: readonly number[]): number {
   if (!Array.isArray(shape)) {
-    throw new TypeError(`shape must be an array of positive integers, got ${typeof shape}`);
+    throw withCode(new TypeError(`shape must be an array of positive integers, got ${typeof shape}`), 'ERR_INVALID_ARG_TYPE');
   }
   let numel = 1;
   shape.forEach((dim, i) => {
     if (typeof dim !== 'number' || !Number.isSafeInteger(dim) || dim < 1) {
-      throw new RangeError(`shape[${i}] must be a positive integer, got ${String(dim)}`);
+      throw withCode(new RangeError(`shape[${i}] must be a positive integer, got ${String(dim)}`), 'ERR_OUT_OF_RANGE');
     }
     numel *= dim;
   });
   if (numel > 2 ** 31 - 1) {
-    throw new RangeError(`shape has ${numel} elements; at most 2^31 - 1 are supported`);
+    throw withCode(new RangeError(`shape has ${numel} elements; at most 2^31 - 1 are supported`), 'ERR_OUT_OF_RANGE');
   }
   return numel;
 }
@@ -44,13 +46,14 @@ function checkedNumel(shape: readonly number[]): number {
 function checkedSeedLow32(seed: number | bigint): number {
   if (typeof seed === 'bigint') {
     if (seed < 0n || seed >= 1n << 64n) {
-      throw new RangeError(`seed must be an integer in [0, 2^64), got ${seed}n`);
+      throw withCode(new RangeError(`seed must be an integer in [0, 2^64), got ${seed}n`), 'ERR_OUT_OF_RANGE');
     }
     return Number(seed & 0xffffffffn);
   }
   if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0) {
-    throw new RangeError(
-      `seed must be a non-negative safe integer (or a bigint below 2^64), got ${String(seed)}`,
+    throw withCode(
+      new RangeError(`seed must be a non-negative safe integer (or a bigint below 2^64), got ${String(seed)}`),
+      'ERR_OUT_OF_RANGE',
     );
   }
   return seed % 2 ** 32;
@@ -121,5 +124,62 @@ export function randn(shape: readonly number[], seed: number | bigint): Float32A
   const data = new Float32Array(numel);
   if (numel >= VECTOR_PATH_MIN_NUMEL) fillVectorPath(data, engine);
   else fillScalarPath(data, engine);
+  return data;
+}
+
+/** Element count above which the Sampler draws its noise with randnAsync (~30 ms of work). */
+export const RANDN_ASYNC_THRESHOLD = 2 ** 18;
+/** Elements generated between two yields to the event loop in randnAsync (~5-10 ms of work). */
+export const RANDN_ASYNC_CHUNK = 2 ** 16;
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * randn without blocking the event loop: the same values, bit for bit, as randn(shape, seed),
+ * drawn in chunks of `chunk` elements (a multiple of 16, default RANDN_ASYNC_CHUNK) with a
+ * yield to the event loop (setImmediate) between chunks, so timers and I/O keep running
+ * during a large draw. `signal` stops the draw between chunks (the promise rejects with
+ * signal.reason wrapped in an AbortError).
+ */
+export async function randnAsync(
+  shape: readonly number[],
+  seed: number | bigint,
+  options: { chunk?: number; signal?: AbortSignalLike } = {},
+): Promise<Float32Array> {
+  const numel = checkedNumel(shape);
+  const engine = new Mt19937(checkedSeedLow32(seed));
+  const data = new Float32Array(numel);
+  if (numel < VECTOR_PATH_MIN_NUMEL) {
+    fillScalarPath(data, engine);
+    return data;
+  }
+  const chunk = Math.max(16, Math.floor((options.chunk ?? RANDN_ASYNC_CHUNK) / 16) * 16);
+  const checkAbort = (): void => {
+    if (options.signal?.aborted) {
+      const err = new Error('The operation was aborted', { cause: options.signal.reason });
+      err.name = 'AbortError';
+      throw Object.assign(err, { code: 'ABORT_ERR' });
+    }
+  };
+  // The same two passes as fillVectorPath: every uniform first (the engine's order), then
+  // Box-Muller over whole blocks of 16, then the redrawn tail block.
+  for (let start = 0; start < numel; start += chunk) {
+    const end = Math.min(numel, start + chunk);
+    for (let i = start; i < end; i++) data[i] = uniformFloat32(engine);
+    await yieldToEventLoop();
+    checkAbort();
+  }
+  const whole = numel - (numel % 16);
+  for (let start = 0; start < whole; start += chunk) {
+    const end = Math.min(whole, start + chunk);
+    for (let i = start; i < end; i += 16) boxMuller16(data, i);
+    await yieldToEventLoop();
+    checkAbort();
+  }
+  if (numel % 16 !== 0) {
+    const tail = numel - 16;
+    for (let i = 0; i < 16; i++) data[tail + i] = uniformFloat32(engine);
+    boxMuller16(data, tail);
+  }
   return data;
 }

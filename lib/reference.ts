@@ -8,7 +8,8 @@
  */
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
-import { expectFunction, expectObject, invalidType, outOfRange } from './validate';
+import { firstNonFinite, nonFiniteModelOutput, nonFiniteResult } from './result-check';
+import { describeValue, expectFunction, expectObject, invalidType, outOfRange } from './validate';
 
 export type ReferenceModel = (x: Float64Array, shape: number[], tInput: number) => Float64Array | Float32Array | number[];
 
@@ -94,7 +95,10 @@ export function executePlanReference(plan: Plan, inputs: ReferenceInputs): Refer
       const out = new Float64Array(size);
       for (let i = 0; i < size; i++) {
         const m = raw[i];
-        if (!Number.isFinite(m)) throw invalidType(`model output[${i}] (evaluation ${n}, t = ${op.t})`, 'a finite number', m);
+        if (!Number.isFinite(m)) {
+          // The same error (ERR_SCIRE_NON_FINITE) as the Sampler's check of the native executor.
+          throw nonFiniteModelOutput(n + 1, plan.nfe, op.t, `: model output[${i}] is ${describeValue(m)}`, '');
+        }
         out[i] = op.outX * xIn[i] + op.outM * m;
       }
       R[op.dst] = out;
@@ -111,5 +115,7 @@ export function executePlanReference(plan: Plan, inputs: ReferenceInputs): Refer
     }
   }
   const result = get(plan.final.src).map((v) => plan.final.scale * v);
+  const bad = firstNonFinite(result);
+  if (bad >= 0) throw nonFiniteResult(bad, result[bad], true, '');
   return { x: result, nfe: evalTimes.length, evalTimes };
 }

@@ -23,7 +23,9 @@ import { abortError, executePlan, type ExecuteOptions } from './execute';
 import type { CompileOptions } from './options';
 import type { AbortSignalLike, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
-import { randn } from './randn';
+import { checkRequestSize } from './limits';
+import { randn, randnAsync, RANDN_ASYNC_THRESHOLD } from './randn';
+import { checkExecuteResult, checkFiniteResult, NON_FINITE_MODES, type NonFiniteMode } from './result-check';
 import type { NoiseSchedule } from './schedule';
 import {
   expectFiniteNumber,
@@ -31,6 +33,7 @@ import {
   expectInteger,
   expectKnownKeys,
   expectObject,
+  expectOneOf,
   invalidType,
   outOfRange,
 } from './validate';
@@ -88,6 +91,11 @@ export interface SampleOptions {
   signal?: AbortSignalLike;
   /** 'auto' (default) | true | false: the whole solve as one CUDA graph on a GPU (see executePlan). */
   cudaGraph?: 'auto' | boolean;
+  /**
+   * 'error' (default): reject with ERR_SCIRE_NON_FINITE, naming the first evaluation, when a
+   * model output or the result holds NaN or Infinity; 'keep': resolve with the values as they are.
+   */
+  nonFinite?: NonFiniteMode;
 }
 
 export interface SampleTimings {
@@ -120,7 +128,7 @@ export interface SampleResult {
   tStart: number;
 }
 
-const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal', 'cudaGraph'];
+const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal', 'cudaGraph', 'nonFinite'];
 const MAX_CACHED_PLANS = 16;
 const DEFAULT_STEPS = 12;
 
@@ -169,6 +177,9 @@ export class Sampler {
     const model = o.model as SamplerModel | undefined;
     if (typeof model !== 'object' || model === null || typeof model.execute !== 'function') {
       throw invalidType('model', 'a loaded model (await loadModel(path))', model);
+    }
+    if (model.info !== undefined && (typeof model.info !== 'object' || model.info === null)) {
+      throw invalidType('model.info', 'an object { device, dtype, numInputs } or undefined', model.info);
     }
     const { model: _model, ...solverOptions } = options;
     const compileOptions: CompileOptions = { ...solverOptions, steps: solverOptions.steps ?? DEFAULT_STEPS };
@@ -229,6 +240,9 @@ export class Sampler {
     const tCompile = performance.now();
     const plan = this.planFor(tStart);
     const compileMs = cached ? 0 : performance.now() - tCompile;
+    const nonFinite = o.nonFinite === undefined ? 'error' : expectOneOf('nonFinite', NON_FINITE_MODES, o.nonFinite);
+    // Before any work: the request must fit the model's maxElements and the device's free memory.
+    checkRequestSize(this.model, shape, plan, o.uncond !== undefined);
 
     const tNoise = performance.now();
     let x: Float32Array;
@@ -237,7 +251,8 @@ export class Sampler {
       x = expectFloat32Data('x', o.x, count, 'shape');
     } else {
       seed = o.seed === undefined ? randomSeed() : expectSeed(o.seed);
-      const noise = randn(shape, seed);
+      // Large draws yield to the event loop between chunks (same values as randn).
+      const noise = count >= RANDN_ASYNC_THRESHOLD ? await randnAsync(shape, seed, { signal }) : randn(shape, seed);
       x = isImg2Img ? this.addNoise(expectFloat32Data('x0', o.x0, count, 'shape'), noise, tStart) : this.priorSample(noise, tStart);
     }
     const noiseMs = performance.now() - tNoise;
@@ -251,12 +266,13 @@ export class Sampler {
     }
 
     const tExec = performance.now();
-    const result: NativeExecuteResult = await executePlan(this.model, plan, execOptions);
+    const result: NativeExecuteResult = checkExecuteResult(await executePlan(this.model, plan, execOptions), count);
     const executeMs = performance.now() - tExec;
+    if (nonFinite === 'error') checkFiniteResult(result, plan.ops.flatMap((op) => (op.op === 'eval' ? [op.t] : [])));
     return {
       data: result.data,
       shape: result.shape ?? shape,
-      nfe: result.nfe,
+      nfe: result.nfe ?? plan.nfe,
       solver: describeSolver(plan.meta),
       seed,
       tStart,

@@ -12,7 +12,9 @@
  * Like the official code, every grid built from NSR or lambda values maps them back to t
  * through the schedule's inverse, so even t_0 and t_n are round-tripped values.
  */
+import { MAX_STEPS } from './bounds';
 import { linspace } from './linspace';
+import { expectFiniteNumber, expectInteger, expectOneOf } from './validate';
 import type { NoiseSchedule } from './schedule';
 
 export type SkipType = 'nsr' | 'time_uniform' | 'time_quadratic' | 'logsnr' | 'karras';
@@ -35,6 +37,11 @@ export function timeSteps(
   n: number,
   params: TimeStepParams = DEFAULT_TIME_STEP_PARAMS,
 ): number[] {
+  // A public helper: its inputs are checked (n sizes the result; 1e9 would exhaust memory).
+  expectOneOf('skip', SKIP_TYPES, skip);
+  expectFiniteNumber('tFrom', tFrom);
+  expectFiniteNumber('tTo', tTo);
+  expectInteger('n', n, { min: 1, max: MAX_STEPS });
   switch (skip) {
     case 'nsr': {
       const k = params.nsrShift;

@@ -12,6 +12,9 @@
  *   - RangeError for a number of the right type outside its allowed range
  *                (Node's ERR_OUT_OF_RANGE).
  *
+ * Each error also carries Node's `code` for its kind: ERR_INVALID_ARG_TYPE (TypeError),
+ * ERR_OUT_OF_RANGE (RangeError), ERR_INVALID_ARG_VALUE (an unknown option name).
+ *
  * Every module of the package validates user input through these helpers, so messages stay
  * uniform. `field` is the option path as the user wrote it (e.g. "thresholding.ratio").
  */
@@ -56,14 +59,19 @@ export function expectedMessage(field: string, expected: string, value: unknown)
   return `Expected ${expected} for ${field} but received ${describeValue(value)}`;
 }
 
-/** A TypeError in the package's message shape. */
-export function invalidType(field: string, expected: string, value: unknown): TypeError {
-  return new TypeError(expectedMessage(field, expected, value));
+/** Sets `code` on an error (as Node's own argument errors have) and returns it. */
+export function withCode<E extends Error>(error: E, code: string): E & { code: string } {
+  return Object.assign(error, { code });
 }
 
-/** A RangeError in the package's message shape. */
+/** A TypeError in the package's message shape (code ERR_INVALID_ARG_TYPE). */
+export function invalidType(field: string, expected: string, value: unknown): TypeError {
+  return withCode(new TypeError(expectedMessage(field, expected, value)), 'ERR_INVALID_ARG_TYPE');
+}
+
+/** A RangeError in the package's message shape (code ERR_OUT_OF_RANGE). */
 export function outOfRange(field: string, expected: string, value: unknown): RangeError {
-  return new RangeError(expectedMessage(field, expected, value));
+  return withCode(new RangeError(expectedMessage(field, expected, value)), 'ERR_OUT_OF_RANGE');
 }
 
 export function isFiniteNumber(value: unknown): value is number {
@@ -169,7 +177,10 @@ export function expectKnownKeys(field: string, obj: Record<string, unknown>, kno
   for (const key of Object.keys(obj)) {
     if (obj[key] === undefined) continue;
     if (!known.includes(key)) {
-      throw new TypeError(`Expected only the options ${formatAllowed(known)} in ${field} but received unknown option '${key}'`);
+      throw withCode(
+        new TypeError(`Expected only the options ${formatAllowed(known)} in ${field} but received unknown option '${key}'`),
+        'ERR_INVALID_ARG_VALUE',
+      );
     }
   }
 }

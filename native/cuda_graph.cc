@@ -106,6 +106,7 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
       in.guided ? std::vector<at::Tensor>{xIn.narrow(0, 0, batch), xIn.narrow(0, batch, batch)}
                 : std::vector<at::Tensor>{xIn};
   const at::Tensor* cond = in.cond.defined() ? &in.cond : nullptr;
+  int evaluation = 0;  // 1-based index of the current evaluation
 
   for (const PlanStep& step : plan.steps) {
     switch (step.kind) {
@@ -117,11 +118,20 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
         const bool timed = hooks && hooks->timeModel;
         if (timed && device.is_cuda()) torch::cuda::synchronize(device.index());
         const auto m0 = std::chrono::steady_clock::now();
-        at::Tensor raw = RunModel(model, xIn, tIn, cond);
+        ++evaluation;
+        at::Tensor raw;
+        try {
+          raw = RunModel(model, xIn, tIn, cond);
+        } catch (...) {
+          RethrowModelCallError({evaluation, plan.nfe, step.t, DescribeModelInputs(xIn, tIn, cond)});
+        }
         if (timed) {
           if (device.is_cuda()) torch::cuda::synchronize(device.index());
           hooks->modelMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m0).count();
         }
+        // Non-finite check without a host sync: the evaluation's output sum (float64, so no
+        // finite output overflows it) stays on the device until the caller reads them all.
+        if (in.evalSums.defined()) in.evalSums.select(0, evaluation - 1).copy_(raw.sum(at::kDouble));
         if (raw.scalar_type() != at::kFloat && raw.scalar_type() != modelType) raw = raw.to(at::kFloat);
         raw = raw.contiguous();
         // R[dst] = outX * x_in + outM * raw with x_in = inScale * R[src], in one pass; under
@@ -233,6 +243,7 @@ struct GraphEntry {
   std::unique_ptr<PlanGraph> graph;
 #endif
   at::Tensor xStatic, condStatic, out;
+  at::Tensor evalSums;  // the graph's per-evaluation output sums (when the capturing run asked for them)
 };
 
 std::mutex gCacheMutex;
@@ -316,7 +327,8 @@ void Capture(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in, 
     c10::cuda::CUDAStreamGuard streamGuard(side);
     entry.xStatic = in.x.clone();
     if (in.cond.defined()) entry.condStatic = in.cond.clone();
-    const PlanRunInputs statics{entry.xStatic, entry.condStatic, in.guided, in.guidanceScale};
+    if (in.evalSums.defined()) entry.evalSums = at::empty_like(in.evalSums);
+    const PlanRunInputs statics{entry.xStatic, entry.condStatic, in.guided, in.guidanceScale, entry.evalSums};
 
     // Warm-up: lazy initialisation (cuDNN / cuBLAS handles and workspaces) and TorchScript's
     // profiling runs must happen before capture. The profiling executor settles after two
@@ -402,6 +414,7 @@ GraphRun RunPlanWithGraph(const ModelPtr& model, const PlanSpec& plan, const Pla
   if (entry->condStatic.defined()) entry->condStatic.copy_(in.cond, /*non_blocking=*/true);
   entry->graph->replay();
   run.out = entry->out;
+  run.evalSums = entry->evalSums;
   run.usedGraph = true;
   return run;
 #endif

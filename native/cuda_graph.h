@@ -52,6 +52,8 @@ struct PlanRunInputs {
                               // (the [uncond; cond] batch when guided)
   bool guided = false;        // classifier-free guidance: evaluate [x; x] with cond
   double guidanceScale = 1.0;
+  at::Tensor evalSums;        // optional float64 [nfe] on the device: evaluation k writes the sum
+                              // of its model output to [k - 1] (non-finite iff the output is)
 };
 
 /**
@@ -85,6 +87,8 @@ struct GraphRun {
   bool usedGraph = false;      // the result came from a graph replay
   bool capturedNow = false;    // this call warmed up and captured the graph
   std::string fallbackReason;  // why the run was eager (empty when usedGraph)
+  at::Tensor evalSums;         // when usedGraph: the graph's static evalSums (undefined if it has
+                               // none); otherwise the caller's in.evalSums were written
   double warmupMs = 0;         // eager warm-up run (when capturedNow)
   double captureMs = 0;        // capture + instantiation (when capturedNow)
 };

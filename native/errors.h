@@ -11,6 +11,7 @@
 //    exception in Execute() and rejects the promise with the right JS class in OnError().
 #pragma once
 
+#include <ATen/core/Tensor.h>
 #include <napi.h>
 
 #include <stdexcept>
@@ -22,21 +23,25 @@ enum class ErrorKind { kError, kTypeError, kRangeError };
 
 class ScireError : public std::runtime_error {
  public:
-  ScireError(ErrorKind kind, const std::string& message, std::string code = "")
-      : std::runtime_error(message), kind_(kind), code_(std::move(code)) {}
+  ScireError(ErrorKind kind, const std::string& message, std::string code = "", std::string details = "")
+      : std::runtime_error(message), kind_(kind), code_(std::move(code)), details_(std::move(details)) {}
   ErrorKind kind() const { return kind_; }
   const std::string& code() const { return code_; }
+  // The full native text behind a shortened message (becomes error.details in JS); may be empty.
+  const std::string& details() const { return details_; }
 
  private:
   ErrorKind kind_;
   std::string code_;
+  std::string details_;
 };
 
 // A failure captured from a C++ exception, safe to carry across threads.
 struct Failure {
   ErrorKind kind = ErrorKind::kError;
   std::string message;
-  std::string code;  // empty: none
+  std::string code;     // empty: none
+  std::string details;  // empty: none; else set as error.details (the full native text)
 
   // Build the JS error object (JS thread only).
   Napi::Error ToJs(Napi::Env env) const;
@@ -45,6 +50,34 @@ struct Failure {
 // Describe the exception being handled; call only inside a catch block.
 // `where` prefixes the message (e.g. "loadModel").
 Failure CaptureCurrentException(const std::string& where);
+
+// What the plan loop knows about a network call, for ModelCallError.
+struct ModelCallContext {
+  int evaluation = 0;  // 1-based index of the evaluation (0: a single forward outside a plan)
+  int total = 0;       // evaluations of the plan (0: unknown)
+  double t = 0;        // model input time
+  std::string inputs;  // e.g. "x float32 [4, 16] on cpu, t float32 [4]" (DescribeModelInputs)
+};
+
+// "x float32 [4, 16] on cpu, t float32 [4], cond float32 [4, 3]" (cond may be null).
+std::string DescribeModelInputs(const at::Tensor& x, const at::Tensor& t, const at::Tensor* cond);
+
+// The last meaningful line of a TorchScript / LibTorch error text: the exception line
+// ("RuntimeError: mat1 and mat2 shapes cannot be multiplied (4x16 and 8x8)") without the
+// interpreter's traceback and C++ backtrace; the whole trimmed text when there is no such line.
+std::string ModelErrorCause(const std::string& text);
+
+// The op the TorchScript traceback points at (the code underlined by "<--- HERE" in its
+// innermost frame, preferring the original source over the serialized code) with its file
+// and line: "F.linear (.../linear.py, line 114)"; empty when the text has no traceback.
+std::string ModelErrorOp(const std::string& text);
+
+// Call inside a catch block around the network call: rethrows the current exception as a
+// ScireError whose message starts with the cause a user can act on, followed by where it
+// happened (op, evaluation index and time, input shapes); the full native text goes to
+// details. ScireErrors of the package (e.g. a wrongly shaped output) keep their message and
+// code and get the same context appended.
+[[noreturn]] void RethrowModelCallError(const ModelCallContext& context);
 
 // Error helpers that name the offending field and what is allowed, e.g.
 //   TypeErrorFor("forward", "x", "a Float32Array")  ->  "forward: x must be a Float32Array"

@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -226,8 +227,11 @@ class ExecuteWorker : public Napi::AsyncWorker {
         DeliverStep(env, onStep, *state, ev);
       });
     };
+    in.evalSums = EvalSumsBuffer(device);
     const at::Tensor out = RunPlanOps(*model_, plan_, in, &hooks);
     result_ = out.to(at::kCPU).contiguous();  // waits for the device
+    ReadEvalSums(in.evalSums);
+    CheckResultFinite();
     totalMs_ = MsSince(started);
     modelMs_ = hooks.modelMs;
   }
@@ -246,8 +250,11 @@ class ExecuteWorker : public Napi::AsyncWorker {
       const at::Tensor cond = in.guided ? at::cat({inputs_.uncond, inputs_.cond}) : inputs_.cond;
       in.cond = UploadToDevice(cond.contiguous(), device).to(model_->dtype).contiguous();
     }
+    in.evalSums = EvalSumsBuffer(device);
     const GraphRun run = RunPlanWithGraph(model_, plan_, in, inputs_.graphMode);
     result_ = DownloadToHost(run.out);
+    ReadEvalSums(run.usedGraph ? run.evalSums : in.evalSums);
+    CheckResultFinite();
     totalMs_ = MsSince(started);
     modelMs_ = std::numeric_limits<double>::quiet_NaN();
     graphStatus_ = run.usedGraph ? (run.capturedNow ? "captured" : "replayed") : "eager";
@@ -263,6 +270,35 @@ class ExecuteWorker : public Napi::AsyncWorker {
         DeliverStep(env, onStep, *state, ev);
       });
     }
+  }
+
+  // One float64 per evaluation on the device (see PlanRunInputs::evalSums).
+  at::Tensor EvalSumsBuffer(const at::Device& device) const {
+    return at::zeros({std::max(plan_.nfe, 1)}, at::TensorOptions().dtype(at::kDouble).device(device));
+  }
+
+  // Reads the per-evaluation output sums once, after the run: the first non-finite one is the
+  // first evaluation whose model output had a NaN or an infinity (nonFiniteEval_, 1-based).
+  void ReadEvalSums(const at::Tensor& sums) {
+    if (!sums.defined()) {
+      nonFiniteEval_ = -1;  // not measured (a graph captured without them)
+      return;
+    }
+    const at::Tensor host = sums.to(at::kCPU).contiguous();
+    const double* v = host.data_ptr<double>();
+    for (int k = 0; k < plan_.nfe && k < host.numel(); ++k) {
+      if (!std::isfinite(v[k])) {
+        nonFiniteEval_ = k + 1;
+        return;
+      }
+    }
+    nonFiniteEval_ = 0;
+  }
+
+  // Whether the result is finite, found here on the worker thread (a float64 sum of finite
+  // float32 values cannot overflow) so that JS need not scan it.
+  void CheckResultFinite() {
+    resultFinite_ = result_.numel() == 0 || std::isfinite(result_.sum(at::kDouble).item<double>());
   }
 
   static void DeliverStep(Napi::Env env, Napi::Function onStep, RunState& state, const StepEvent& ev) {
@@ -297,6 +333,8 @@ class ExecuteWorker : public Napi::AsyncWorker {
     outcome->graphStatus = graphStatus_;
     outcome->graphReason = graphReason_;
     outcome->graphCaptureMs = graphCaptureMs_;
+    outcome->nonFiniteEval = nonFiniteEval_;
+    outcome->resultFinite = resultFinite_;
     RunStatePtr state = state_;
     if (state->hasProgress) {
       const napi_status st = state->progress.NonBlockingCall(
@@ -317,6 +355,8 @@ class ExecuteWorker : public Napi::AsyncWorker {
     std::string device;
     std::string graphStatus = "off", graphReason;  // timings.cudaGraph / cudaGraphReason
     double graphCaptureMs = 0;
+    int nonFiniteEval = -1;
+    bool resultFinite = true;
   };
 
   static void Finish(Napi::Env env, RunState& state, Outcome& outcome) {
@@ -334,28 +374,45 @@ class ExecuteWorker : public Napi::AsyncWorker {
     } else if (outcome.failed) {
       state.deferred.Reject(outcome.failure.ToJs(env).Value());
     } else {
-      const size_t n = static_cast<size_t>(outcome.result.numel());
-      Napi::Float32Array data = Napi::Float32Array::New(env, n);
-      if (n > 0) std::memcpy(data.Data(), outcome.result.data_ptr<float>(), n * sizeof(float));
-      outcome.result = at::Tensor();
-      Napi::Array shape = Napi::Array::New(env, outcome.shape.size());
-      for (uint32_t i = 0; i < outcome.shape.size(); ++i) shape.Set(i, static_cast<double>(outcome.shape[i]));
-      Napi::Object timings = Napi::Object::New(env);
-      timings.Set("totalMs", outcome.totalMs);
-      timings.Set("modelMs", outcome.modelMs);
-      timings.Set("solverMs", std::isnan(outcome.modelMs) ? outcome.modelMs
-                                                          : std::max(0.0, outcome.totalMs - outcome.modelMs));
-      timings.Set("device", outcome.device);
-      timings.Set("cudaGraph", outcome.graphStatus);
-      if (!outcome.graphReason.empty()) timings.Set("cudaGraphReason", outcome.graphReason);
-      if (outcome.graphStatus == "captured") timings.Set("cudaGraphCaptureMs", outcome.graphCaptureMs);
-      Napi::Object result = Napi::Object::New(env);
-      result.Set("data", data);
-      result.Set("shape", shape);
-      result.Set("nfe", outcome.nfe);
-      result.Set("timings", timings);
-      state.deferred.Resolve(result);
+      // Runs inside a thread-safe-function call or AsyncWorker::OnOK, which pass on only
+      // Napi::Error: any other exception here would terminate the process, so reject instead.
+      try {
+        Resolve(env, state, outcome);
+      } catch (const Napi::Error& e) {
+        state.deferred.Reject(e.Value());
+      } catch (...) {
+        state.deferred.Reject(CaptureCurrentException(kWhere).ToJs(env).Value());
+      }
     }
+  }
+
+  // Builds the result object and resolves the promise (JS thread).
+  static void Resolve(Napi::Env env, RunState& state, Outcome& outcome) {
+    const size_t n = static_cast<size_t>(outcome.result.numel());
+    Napi::Float32Array data = Napi::Float32Array::New(env, n);
+    if (n > 0) std::memcpy(data.Data(), outcome.result.data_ptr<float>(), n * sizeof(float));
+    outcome.result = at::Tensor();
+    Napi::Array shape = Napi::Array::New(env, outcome.shape.size());
+    for (uint32_t i = 0; i < outcome.shape.size(); ++i) shape.Set(i, static_cast<double>(outcome.shape[i]));
+    Napi::Object timings = Napi::Object::New(env);
+    timings.Set("totalMs", outcome.totalMs);
+    timings.Set("modelMs", outcome.modelMs);
+    timings.Set("solverMs", std::isnan(outcome.modelMs) ? outcome.modelMs
+                                                        : std::max(0.0, outcome.totalMs - outcome.modelMs));
+    timings.Set("device", outcome.device);
+    timings.Set("cudaGraph", outcome.graphStatus);
+    if (!outcome.graphReason.empty()) timings.Set("cudaGraphReason", outcome.graphReason);
+    if (outcome.graphStatus == "captured") timings.Set("cudaGraphCaptureMs", outcome.graphCaptureMs);
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("data", data);
+    result.Set("shape", shape);
+    result.Set("nfe", outcome.nfe);
+    // 1-based index of the first evaluation whose model output was not finite, 0 when all
+    // were finite, -1 when not measured.
+    result.Set("nonFiniteEval", outcome.nonFiniteEval);
+    result.Set("finite", outcome.resultFinite);  // no NaN / Infinity in data
+    result.Set("timings", timings);
+    state.deferred.Resolve(result);
   }
 
   ModelPtr model_;
@@ -368,6 +425,8 @@ class ExecuteWorker : public Napi::AsyncWorker {
   double totalMs_ = 0, modelMs_ = 0;
   std::string graphStatus_ = "off", graphReason_;
   double graphCaptureMs_ = 0;
+  int nonFiniteEval_ = -1;
+  bool resultFinite_ = true;
   bool aborted_ = false;
   Failure failure_;
 };

@@ -420,7 +420,10 @@ Napi::Value RunPlanOpsJs(const Napi::CallbackInfo& info, Model& model) {
 
 void InitGpuBenchExports(Napi::Env env, Napi::Object exports) {
   exports.Set("clearCudaGraphs", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    return Napi::Number::New(info.Env(), static_cast<double>(ForgetGraphs(nullptr)));
+    // Synchronises each graph's device: a CUDA error becomes a JS error, not a terminate.
+    return GuardJs(info.Env(), "clearCudaGraphs", [&]() -> Napi::Value {
+      return Napi::Number::New(info.Env(), static_cast<double>(ForgetGraphs(nullptr)));
+    });
   }, "clearCudaGraphs"));
   exports.Set("cudaGraphCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     return Napi::Number::New(info.Env(), static_cast<double>(CachedGraphCount()));

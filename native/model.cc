@@ -153,7 +153,13 @@ class ForwardWorker : public PromiseWorker {
     auto x = torch::from_blob(x_.data(), shape_, torch::kFloat32).to(handle_->device, handle_->dtype);
     // The model input time goes in as float32 whatever the model dtype (precision of t).
     auto t = torch::full({shape_[0]}, t_, torch::TensorOptions().dtype(torch::kFloat32).device(handle_->device));
-    auto y = RunModel(*handle_, x, t).to(torch::kCPU, torch::kFloat32).contiguous();
+    at::Tensor raw;
+    try {
+      raw = RunModel(*handle_, x, t);
+    } catch (...) {
+      RethrowModelCallError({0, 0, t_, DescribeModelInputs(x, t, nullptr)});
+    }
+    auto y = raw.to(torch::kCPU, torch::kFloat32).contiguous();
     out_.assign(y.data_ptr<float>(), y.data_ptr<float>() + y.numel());
   }
 

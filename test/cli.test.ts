@@ -12,32 +12,12 @@ import { inflateSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLE_USAGE, UsageError, parseCommandLine, type SampleArgs } from '../lib/cli-args';
 import { GRID_PADDING } from '../lib/image-io';
+import { DIST_CLI, ROOT, ensureDistBuilt } from './support/dist';
 
-const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
+const CLI = DIST_CLI;
 const GMM_MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'gmm_img1x4x4_discrete.pt');
 /** The bundled default model (models/README.md): what `scire sample` uses without --model. */
 const BUNDLED_MODEL = path.join(ROOT, 'models', 'fmnist_unet.pt');
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Runs tsc when dist/cli.js is missing or older than the TypeScript sources. */
-function ensureBuilt(): void {
-  const built = fs.existsSync(CLI) ? fs.statSync(CLI).mtimeMs : 0;
-  if (built >= newestMtime(path.join(ROOT, 'lib'))) return;
-  const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  });
-  if (tsc.status !== 0) throw new Error(`tsc failed:\n${tsc.stdout}${tsc.stderr}`);
-}
 
 function scire(args: string[]): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
@@ -105,13 +85,13 @@ describe('scire command line parsing', () => {
 
   it('rejects bad flags with a UsageError naming the flag and the allowed values', () => {
     const bad: Array<[string[], RegExp]> = [
-      [['sample', '--steps', 'abc'], /--steps must be an integer >= 1, got 'abc'/],
-      [['sample', '--steps', '0'], /--steps must be an integer >= 1, got '0'/],
+      [['sample', '--steps', 'abc'], /--steps must be an integer from 1 to 10000, got 'abc'/],
+      [['sample', '--steps', '0'], /--steps must be an integer from 1 to 10000, got '0'/],
       [['sample', '--solver', 'euler'], /--solver must be one of scire \| ddim \| dpmpp \| unipc, got 'euler'/],
       [['sample', '--order', '4'], /--order must be 1, 2 or 3, got '4'/],
       [['sample', '--device', 'tpu'], /--device must be cpu, cuda or cuda:N, got 'tpu'/],
       [['sample', '--out', 'x.jpg'], /--out must name a .png or .npy file, got 'x.jpg'/],
-      [['sample', '--seed', '-3'], /--seed/],
+      [['sample', '--seed', '-3'], /^--seed must be a non-negative integer below 2\^64, got '-3'$/],
       [['sample', '--shape', '1,0,4'], /--shape must be positive integers/],
       [['sample', '--frobnicate'], /Unknown option '--frobnicate'/],
       [['sample', 'extra'], /takes no positional arguments/],
@@ -135,7 +115,7 @@ describe('scire end to end (dist/cli.js)', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scire-cli-'));
 
   beforeAll(() => {
-    ensureBuilt();
+    ensureDistBuilt();
   }, 120_000);
 
   it('samples 4 images at 6 steps from the bundled model into a valid, non-constant PNG grid', () => {

@@ -77,8 +77,8 @@ describe('bad options', () => {
     ['order as string', { order: '3' }, /for order but received '3' \(string\)/, TypeError],
     ['ddim order 2', { solver: 'ddim', order: 2 }, /^Expected one of 1 for order but received 2 \(number\)$/, TypeError],
     ['steps < order', { steps: 2, order: 3 }, /^Expected an integer >= order \(3\) for steps but received 2 \(number\)$/, RangeError],
-    ['non-integer steps', { steps: 10.5 }, /^Expected an integer >= 1 for steps but received 10.5 \(number\)$/, TypeError],
-    ['steps 0', { steps: 0 }, /^Expected an integer >= 1 for steps but received 0 \(number\)$/, RangeError],
+    ['non-integer steps', { steps: 10.5 }, /^Expected an integer >= 1 and <= 10000 for steps but received 10.5 \(number\)$/, TypeError],
+    ['steps 0', { steps: 0 }, /^Expected an integer >= 1 and <= 10000 for steps but received 0 \(number\)$/, RangeError],
     ['missing steps', { steps: undefined }, /for steps but received undefined/, TypeError],
     ['tEnd >= tStart', { tStart: 0.5, tEnd: 0.5 }, /^Expected a number < tStart \(0.5\) for tEnd but received 0.5 \(number\)$/, RangeError],
     ['tStart past the schedule', { tStart: 1.5 }, /^Expected a finite number > 0 and <= 1 for tStart but received 1.5 \(number\)$/, RangeError],
@@ -261,7 +261,8 @@ describe('executePlanReference input checks', () => {
     ['x has NaN', () => executePlanReference(plan, { ...ok, x: Float64Array.from(x).fill(NaN, 3, 4) }), /for x\[3\] but received NaN/, TypeError],
     ['model not a function', () => executePlanReference(plan, { ...ok, model: 3 as never }), /^Expected a function for model but received 3 \(number\)$/, TypeError],
     ['model output length', () => executePlanReference(plan, { ...ok, model: () => new Float64Array(3) }), /model output \(evaluation 0, t = 999\)/, RangeError],
-    ['model output NaN', () => executePlanReference(plan, { ...ok, model: (v) => v.map(() => NaN) }), /model output\[0\] \(evaluation 0, t = 999\)/, TypeError],
+    // Same error as the Sampler's non-finite check: an Error with code ERR_SCIRE_NON_FINITE.
+    ['model output NaN', () => executePlanReference(plan, { ...ok, model: (v) => v.map(() => NaN) }), /not finite \(NaN or Infinity\) at evaluation 1 of \d+ \(t = 999\): model output\[0\] is NaN/, Error],
   ];
   test.each(bad)('%s', (_n, fn, msg, cls) => {
     expect(fn).toThrow(cls);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { randn } from '../lib/randn';
+import { randn, randnAsync } from '../lib/randn';
 import { fma32 } from '../lib/random/float32-arith';
 import { logAvx2, sinCosAvx2 } from '../lib/random/cephes-avx2';
 
@@ -142,5 +142,47 @@ describe('float32 helpers behind the AVX2 path', () => {
       expect(Math.abs(s - Math.sin(t))).toBeLessThan(2e-7);
       expect(Math.abs(c - Math.cos(t))).toBeLessThan(2e-7);
     }
+  });
+});
+
+describe('randnAsync: the same values without blocking the event loop', () => {
+  // Chunk sizes that split the draw at awkward places (16 = one Box-Muller block, 48, the default).
+  for (const chunk of [16, 48, undefined]) {
+    it(`equals the torch.randn fixtures bit for bit (chunk ${chunk ?? 'default'})`, async () => {
+      for (const c of fixture.cases) {
+        const values = await randnAsync(c.shape, seedArgument(c.seed), { chunk });
+        const bits = bitsOf(values);
+        if (c.bits) {
+          expect(bits, `seed ${c.seed} shape [${c.shape}]`).toEqual(c.bits);
+        } else {
+          expect(bits.slice(0, c.first_bits!.length)).toEqual(c.first_bits);
+          expect(bits.slice(bits.length - c.last_bits!.length)).toEqual(c.last_bits);
+        }
+      }
+    });
+  }
+
+  it('equals randn on a large odd size and keeps the event loop ticking during the draw', async () => {
+    const shape = [3, 200_003]; // 600 009 values (10 chunks): not a multiple of 16
+    const expected = randn(shape, 7);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const values = await randnAsync(shape, 7);
+    clearInterval(timer);
+    expect(Buffer.compare(Buffer.from(values.buffer), Buffer.from(expected.buffer))).toBe(0);
+    // 20 yields (10 chunks, two passes): a blocking draw would let the 1 ms timer fire at most once.
+    expect(ticks).toBeGreaterThanOrEqual(3);
+  }, 60_000);
+
+  it('stops between chunks when the signal aborts', async () => {
+    const controller = new AbortController();
+    const draw = randnAsync([4_000_000], 1, { signal: controller.signal });
+    setImmediate(() => controller.abort(new Error('stop')));
+    await expect(draw).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('validates like randn', async () => {
+    await expect(randnAsync([2, -1], 0)).rejects.toThrow(RangeError);
+    await expect(randnAsync([4], -1)).rejects.toThrow(/seed must be a non-negative safe integer/);
   });
 });

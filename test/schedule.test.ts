@@ -197,7 +197,7 @@ describe('bad schedule options', () => {
     ['betas and kind', () => NoiseSchedule.discrete({ betas: [0.1, 0.2], kind: 'linear' }), /exactly one of 'betas', 'alphasCumprod', 'kind'.*'betas', 'kind'/, TypeError],
     ['none given', () => NoiseSchedule.discrete({}), /exactly one of 'betas', 'alphasCumprod', 'kind'.*none/, TypeError],
     ['unknown kind', () => NoiseSchedule.discrete({ kind: 'quadratic' as 'linear' }), /Expected one of 'linear', 'scaled_linear', 'squaredcos_cap_v2', 'squaredcos' for kind but received 'quadratic' \(string\)/, TypeError],
-    ['N < 2', () => NoiseSchedule.discrete({ kind: 'linear', N: 1 }), /Expected an integer >= 2 for N but received 1/, RangeError],
+    ['N < 2', () => NoiseSchedule.discrete({ kind: 'linear', N: 1 }), /Expected an integer >= 2 and <= 1000000 for N but received 1/, RangeError],
     ['N not integer', () => NoiseSchedule.discrete({ kind: 'linear', N: 10.5 }), /for N but received 10.5/, TypeError],
     ['N with betas', () => NoiseSchedule.discrete({ betas: [0.1, 0.2], N: 2 }), /only together with kind/, TypeError],
     ['unknown key', () => NoiseSchedule.discrete({ kind: 'linear', bettas: 1 } as never), /unknown option 'bettas'/, TypeError],

@@ -24,13 +24,13 @@ const SKIPS: SkipType[] = ['logsnr', 'time_uniform', 'time_quadratic', 'nsr', 'k
 
 export function autoCandidates(): AutoCandidate[] {
   const out: AutoCandidate[] = [];
-  for (const order of [2, 3]) {
+  for (const order of [2, 3] as const) {
     for (const skip of SKIPS) {
       out.push({ name: `DPM-Solver++ ${order}M (${skip})`, config: { solver: 'dpmpp', method: 'multistep', order, skip }, stepsOffset: 0, dataPrediction: true });
     }
   }
   for (const variant of ['bh1', 'bh2'] as const) {
-    for (const order of [2, 3]) {
+    for (const order of [2, 3] as const) {
       for (const skip of SKIPS) {
         for (const finalCorrector of [false, true]) {
           out.push({
@@ -44,7 +44,7 @@ export function autoCandidates(): AutoCandidate[] {
     }
   }
   for (const algorithm of ['v1', 'v2'] as const) {
-    for (const order of [2, 3]) {
+    for (const order of [2, 3] as const) {
       for (const rde of ['faithful', 'consistent'] as const) {
         // Not the SciRE corrector: best of all on the mixture at 9-20 NFE, but on the Fashion-MNIST
         // UNet its v1 corrections over the first huge NSR steps amplify the network's error at

@@ -109,7 +109,7 @@ export function autoChoice(schedule: NoiseSchedule, steps: number, dataOnly: boo
     // Below the table's first row: as much of the configuration as the budget allows.
     config.finalCorrector = config.solver === 'unipc' ? false : config.finalCorrector;
     solverSteps = steps;
-    config.order = Math.min(config.order ?? 1, steps);
+    config.order = Math.min(config.order ?? 1, steps) as 1 | 2 | 3;
   }
   return { preset: 'auto', row: { schedule: kind, nfe: row.nfe, name: pick.name, error: pick.error }, config, steps: solverSteps };
 }

@@ -6,6 +6,7 @@
  *   log alpha_t: piecewise linear through (t_n, log alpha_n), extrapolated linearly
  *   T = 1, default tEnd = 1/N, model input time 1000 (t - 1/N).
  */
+import { MAX_DISCRETE_N } from '../bounds';
 import { linspace } from '../linspace';
 import type { NoiseSchedule } from '../schedule';
 import {
@@ -124,7 +125,7 @@ export function discreteSchedule(options: DiscreteOptions): NoiseSchedule {
     source = 'alphasCumprod';
   } else {
     const kind = expectOneOf('kind', KINDS, opts.kind);
-    const N = opts.N === undefined ? 1000 : expectInteger('N', opts.N, { min: 2 });
+    const N = opts.N === undefined ? 1000 : expectInteger('N', opts.N, { min: 2, max: MAX_DISCRETE_N });
     const betaStart = opts.betaStart === undefined ? undefined : expectFiniteNumber('betaStart', opts.betaStart, { above: 0, below: 1 });
     const betaEnd = opts.betaEnd === undefined ? undefined : expectFiniteNumber('betaEnd', opts.betaEnd, { above: 0, below: 1 });
     if (kind.startsWith('squaredcos') && (betaStart !== undefined || betaEnd !== undefined)) {
