@@ -6,7 +6,8 @@
  * Plain Node (no vitest, no TypeScript at run time): it needs the built addon and dist/
  * (npm run build). benchmarks/gpu.sh builds both and exports the UNet first; run it there.
  *
- *   node benchmarks/gpu.js --addon build/Release/scire.node --models DIR [--json FILE] [--quick]
+ *   node benchmarks/gpu.js --addon build/Release/scire_testing.node --models DIR [--json FILE] [--quick]
+ *   (the testing addon: model.benchForward / torchOpsStepper are benchmark entries)
  *
  * Sizes are fixed here, all contenders run in this one process on the same tensors:
  *   batch 128 and 500, 12 and 20 network evaluations (NFE), float32 and bfloat16 models.
@@ -181,9 +182,8 @@ async function goldenChecks(device) {
       if (!bitEqual(eager.data, graphed.data)) bitwiseMismatch++;
       n++;
     }
-    model.dispose();
+    model.dispose(); // frees the model's CUDA graphs too
   }
-  addon.clearCudaGraphs();
   check('golden', n > 0 && outside === 0,
     `${n} multistep configurations on ${device}, graph and eager: ${outside} runs outside the tolerance; ` +
     `worst relative error ${worst.toExponential(2)} (${worstId}), limit ${TOL_GOLDEN} or 1e-4 + 10 x official float32 deviation`);
@@ -258,7 +258,7 @@ async function unetBench(device) {
         }
       }
       stepper.dispose();
-      addon.clearCudaGraphs();
+      model.clearCudaGraphs();
     }
     model.dispose();
   }

@@ -76,3 +76,12 @@ export interface Plan {
 
 /** Maximum number of terms in one lincomb op (the fused kernels are specialised up to this). */
 export const MAX_LINCOMB_TERMS = 4;
+
+/**
+ * Limits of a plan, the same in checkPlan and in the native validator (native/plan.h
+ * kMaxRegisters / kMaxOps): solvers use fewer than 10 registers, and the 10 000 steps a
+ * solve may have at most take fewer than 10 ops per step (singlestep order 3 with
+ * thresholding: 3 evals, 2 thresholds, 3 lincombs).
+ */
+export const MAX_PLAN_REGISTERS = 64;
+export const MAX_PLAN_OPS = 200_000;
