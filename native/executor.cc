@@ -266,12 +266,12 @@ class ExecuteRequest : public Request {
     return result;
   }
 
-  void ReleaseJs() override {
+  void ReleaseJs(bool canCallJs) override {
     if (handleFlag_) {
       handleFlag_->RemoveListener(handleListener_);
       handleFlag_.reset();
     }
-    if (!signal_.IsEmpty()) {
+    if (canCallJs && !signal_.IsEmpty()) {
       try {
         Napi::Env env = signal_.Env();
         Napi::HandleScope scope(env);
@@ -280,7 +280,7 @@ class ExecuteRequest : public Request {
           remove.As<Napi::Function>().Call(signal_.Value(), {Napi::String::New(env, "abort"), signalListener_.Value()});
         }
       } catch (...) {
-        // a signal whose removeEventListener throws, or no JS allowed (teardown): nothing to undo
+        // a signal whose removeEventListener throws: nothing left to undo
       }
     }
     signal_.Reset();

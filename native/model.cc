@@ -190,6 +190,7 @@ Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
         dtype = dt.As<Napi::String>();
       }
     }
+    CheckIntraOpThreadsEnv();
     const torch::Device parsed_device = ParseDevice("loadModel", device);
     const torch::ScalarType parsed_dtype = ParseDType("loadModel", dtype);
     auto* worker = new LoadWorker(env, path, device, parsed_device, parsed_dtype);

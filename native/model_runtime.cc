@@ -1,6 +1,9 @@
 #include "model_runtime.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <utility>
 
 #include "addon_data.h"
@@ -58,7 +61,41 @@ void TeardownAll(void* arg) {
   for (const ModelRuntimePtr& runtime : runtimes) runtime->TeardownEnv();
 }
 
+// The intra-op threads of LibTorch on a model's thread: SCIRE_INTRA_OP_THREADS when set (a
+// positive integer), else LibTorch's default (its thread count of the process, i.e. the
+// physical cores or OMP_NUM_THREADS). With OpenMP every thread that runs ops gets its own team,
+// so M models busy at once use M x that many threads: on a small machine serving several CPU
+// models, set it to cores / models.
+// 0: not set. Invalid values are refused by loadModel (CheckIntraOpThreadsEnv).
+int IntraOpThreadsFromEnv(bool* valid) {
+  *valid = true;
+  const char* v = std::getenv("SCIRE_INTRA_OP_THREADS");
+  if (v == nullptr || *v == '\0') return 0;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  *valid = end != nullptr && *end == '\0' && n >= 1 && n <= 1024;
+  return *valid ? static_cast<int>(n) : 0;
+}
+
+void ApplyIntraOpThreads() {
+  bool valid;
+  const int n = IntraOpThreadsFromEnv(&valid);
+  if (n > 0) at::set_num_threads(n);
+}
+
 }  // namespace
+
+void CheckIntraOpThreadsEnv() {
+  bool valid;
+  IntraOpThreadsFromEnv(&valid);
+  if (!valid) {
+    throw ScireError(ErrorKind::kRangeError,
+                     std::string("loadModel: the environment variable SCIRE_INTRA_OP_THREADS must be an integer in [1, 1024] "
+                                 "(LibTorch's intra-op threads per model thread) but is '") +
+                         std::getenv("SCIRE_INTRA_OP_THREADS") + "'",
+                     "ERR_OUT_OF_RANGE");
+  }
+}
 
 Napi::Error MakeDisposedError(Napi::Env env, const std::string& where, bool wasRunning) {
   Napi::Error error = Napi::Error::New(
@@ -72,7 +109,7 @@ ModelRuntimePtr ModelRuntime::Start(Napi::Env env, const std::string& label) {
   ModelRuntimePtr runtime(new ModelRuntime());
   runtime->env_ = env;
   runtime->channel_ = JsChannel::Open(env, "scire.model");
-  runtime->thread_ = std::make_unique<ModelThread>("scire:" + label);
+  runtime->thread_ = std::make_unique<ModelThread>("scire:" + label, &ApplyIntraOpThreads);
   RuntimeRegistry& registry = Registry(env);
   if (!registry.hooked) {
     // Runs before the environment's Node-API state is torn down (hooks run in reverse order
@@ -99,7 +136,7 @@ Napi::Promise ModelRuntime::Submit(const RequestPtr& request) {
   if (closed_) {
     request->settled_ = true;
     request->deferred_.Reject(MakeDisposedError(env, request->where(), false).Value());
-    request->ReleaseJs();
+    request->ReleaseJs(true);
     return promise;
   }
   pending_.push_back(request);
@@ -136,7 +173,7 @@ void ModelRuntime::Settle(Napi::Env env, const RequestPtr& request, bool ok, Nap
     channel_->Unref();
   }
   try {
-    request->ReleaseJs();
+    request->ReleaseJs(true);
   } catch (...) {
   }
   try {
@@ -173,7 +210,7 @@ void ModelRuntime::Dispose(Napi::Env env) {
 
 void ModelRuntime::OwnerGone() {
   ownerGone_ = true;
-  if (pending_.empty()) Shutdown(false);
+  if (pending_.empty() && !shutDown_) Shutdown(false);
 }
 
 void ModelRuntime::TeardownEnv() {
@@ -185,7 +222,7 @@ void ModelRuntime::TeardownEnv() {
     request->RequestStop();
     request->settled_ = true;  // its Promise dies with the environment
     try {
-      request->ReleaseJs();
+      request->ReleaseJs(false);
     } catch (...) {
     }
   }
@@ -194,6 +231,7 @@ void ModelRuntime::TeardownEnv() {
 
 void ModelRuntime::Shutdown(bool abortChannel) {
   closed_ = true;
+  shutDown_ = true;
   if (thread_) {
     std::vector<ThreadJobPtr> notStarted;  // none left: every pending request was settled
     thread_->Shutdown(&notStarted);

@@ -60,9 +60,9 @@ class Request : public ThreadJob, public std::enable_shared_from_this<Request> {
   /** JS thread: an error to reject with instead of the run's outcome (e.g. what a progress
    *  callback threw); an empty Value when none. */
   virtual Napi::Value OverrideError(Napi::Env env) { return Napi::Value(); }
-  /** JS thread, exactly once: drop every Napi reference (also at environment teardown, when
-   *  no JS may run). */
-  virtual void ReleaseJs() {}
+  /** JS thread, exactly once: drop every Napi reference. `canCallJs` is false at environment
+   *  teardown: then only references are deleted, no JS function is called. */
+  virtual void ReleaseJs(bool canCallJs) {}
   /** Owner thread: free the inputs once the run is over. */
   virtual void ReleaseInputs() {}
 
@@ -130,9 +130,14 @@ class ModelRuntime : public std::enable_shared_from_this<ModelRuntime> {
   std::vector<RequestPtr> pending_;  // JS thread
   bool closed_ = false;              // JS thread: Dispose() / teardown
   bool ownerGone_ = false;
+  bool shutDown_ = false;
   napi_env env_ = nullptr;
 };
 using ModelRuntimePtr = std::shared_ptr<ModelRuntime>;
+
+/** Throws a RangeError (ScireError) when SCIRE_INTRA_OP_THREADS is set but not an integer in
+ *  [1, 1024]. When valid it sets LibTorch's intra-op threads of every model thread. */
+void CheckIntraOpThreadsEnv();
 
 /** JS thread: the Error of a request refused or dropped by dispose(), code ERR_SCIRE_DISPOSED. */
 Napi::Error MakeDisposedError(Napi::Env env, const std::string& where, bool wasRunning);

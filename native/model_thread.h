@@ -16,11 +16,19 @@
 // the caller, which settles them), then joins the thread when it is idle, and otherwise
 // detaches it: a forward that never returns never blocks dispose(), a worker's termination or
 // process exit.
+//
+// Process exit while an owner thread is inside a job (process.exit() during a forward, or a
+// detached thread still running): exit() would run the static destructors of LibTorch while
+// that thread uses them (a crash at exit). On Linux, the first ModelThread registers an
+// on_exit handler (after LibTorch's own statics were built by loading the model, so it runs
+// before their destructors) that ends the process with _exit(status) when a job is still
+// running; when none is, exit goes on normally.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,8 +61,9 @@ using ThreadJobPtr = std::shared_ptr<ThreadJob>;
 
 class ModelThread {
  public:
-  /** Starts the thread; `name` (15 chars at most are kept) shows in debuggers and `top -H`. */
-  explicit ModelThread(const std::string& name);
+  /** Starts the thread; `name` (15 chars at most are kept) shows in debuggers and `top -H`;
+   *  `onStart` runs first on the new thread (e.g. its LibTorch thread settings). */
+  ModelThread(const std::string& name, std::function<void()> onStart);
   /** Detaches a thread still running (never std::terminate, never blocks). */
   ~ModelThread();
   ModelThread(const ModelThread&) = delete;
@@ -76,6 +85,9 @@ class ModelThread {
   /** A job is running now. */
   bool Busy() const;
 
+  /** Jobs running now on all owner threads (process-wide). */
+  static int RunningJobs();
+
  private:
   struct Shared {
     mutable std::mutex mutex;
@@ -84,7 +96,7 @@ class ModelThread {
     bool closed = false;
     bool busy = false;
   };
-  static void Loop(std::shared_ptr<Shared> shared);
+  static void Loop(std::shared_ptr<Shared> shared, std::function<void()> onStart);
 
   std::shared_ptr<Shared> shared_;
   std::thread thread_;

@@ -10,7 +10,8 @@
  *     the first slow forward does;
  *   - a request aborted while queued (AbortSignal or abort handle) rejects at once and the
  *     model never runs it (the forward count shows it);
- *   - dispose() with queued and running work rejects them all with ERR_SCIRE_DISPOSED.
+ *   - dispose() with queued and running work rejects them all with ERR_SCIRE_DISPOSED;
+ *   - SCIRE_INTRA_OP_THREADS sets LibTorch's intra-op threads of a model's thread.
  * In child processes (test/support/serving/*.cjs), whose exit code and stderr are checked:
  *   - process.exit() while a forward loops for hours: the process exits;
  *   - dispose() of a model whose forward never returns: the process ends by itself;
@@ -24,6 +25,7 @@ import { nativeBinding, nativeBindingPath } from '../lib/native';
 import type { NativeModel } from '../lib/native-types';
 import type { Plan } from '../lib/plan';
 import { FIXTURES } from './support/golden';
+import { testingBinding } from './support/testing-addon';
 
 const BUSY = path.join(FIXTURES, 'models', 'busy_counter.pt');
 const GMM = path.join(FIXTURES, 'models', 'gmm_D16_discrete.pt');
@@ -116,6 +118,34 @@ describe("each model runs on its own thread", () => {
   });
 });
 
+describe("intra-op threads of the models' threads", () => {
+  it('SCIRE_INTRA_OP_THREADS sets them for models loaded afterwards; a bad value is refused by loadModel', async () => {
+    const testing = testingBinding();
+    const saved = process.env.SCIRE_INTRA_OP_THREADS;
+    const threadsOfNewModel = async (): Promise<number> => {
+      const m = await testing.loadModel(BUSY, { device: 'cpu', dtype: 'float32' });
+      const { threads } = await m.benchForward({ shape: [1, 4], t: 0, iters: 1 });
+      m.dispose();
+      return threads;
+    };
+    try {
+      delete process.env.SCIRE_INTRA_OP_THREADS;
+      const byDefault = await threadsOfNewModel();
+      process.env.SCIRE_INTRA_OP_THREADS = '3';
+      expect(await threadsOfNewModel()).toBe(3);
+      process.env.SCIRE_INTRA_OP_THREADS = 'two';
+      await expect(testing.loadModel(BUSY, { device: 'cpu', dtype: 'float32' })).rejects.toThrow(
+        "loadModel: the environment variable SCIRE_INTRA_OP_THREADS must be an integer in [1, 1024] (LibTorch's intra-op threads per model thread) but is 'two'",
+      );
+      process.env.SCIRE_INTRA_OP_THREADS = String(byDefault); // back to this process's default
+      expect(await threadsOfNewModel()).toBe(byDefault);
+    } finally {
+      if (saved === undefined) delete process.env.SCIRE_INTRA_OP_THREADS;
+      else process.env.SCIRE_INTRA_OP_THREADS = saved;
+    }
+  }, 60_000);
+});
+
 interface ChildResult {
   code: number | null;
   signal: string | null;
@@ -148,8 +178,9 @@ function runChild(script: string, args: string[], timeoutMs: number): Promise<Ch
 }
 
 function expectCleanExit(r: ChildResult): void {
-  expect(r.stderr).not.toMatch(/terminate called|Aborted|Segmentation|core dumped|FATAL ERROR/);
-  expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+  const output = `\nstdout (end): ${r.stdout.slice(-600)}\nstderr (end): ${r.stderr.slice(-1500)}`;
+  expect(r.stderr, output).not.toMatch(/terminate called|Aborted|Segmentation|core dumped|FATAL ERROR/);
+  expect({ code: r.code, signal: r.signal }, output).toEqual({ code: 0, signal: null });
 }
 
 describe('process and worker lifecycle (child processes)', () => {

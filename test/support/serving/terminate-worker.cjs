@@ -1,5 +1,6 @@
 // worker.terminate() on worker threads that own models with samples in flight: a running
-// forward, queued forwards, an execute with onStep events pending on a second model. Each of
+// forward, queued forwards, an execute with onStep events and an AbortSignal listener pending on
+// a second model. Each of
 // CYCLES (argv[2]) cycles starts a worker, waits until its first step event arrived (samples
 // are really running), terminates it and goes on; the last cycle's forward never returns.
 // The process must survive every cycle, print 'survived N' and exit by itself.
@@ -39,6 +40,7 @@ if (isMainThread) {
     slow.execute(plan(40, 1), {
       x,
       shape: [1, 4],
+      signal: new AbortController().signal, // a listener to drop at teardown without calling JS
       onStep: () => {
         if (!told) parentPort.postMessage('busy');
         told = true;
