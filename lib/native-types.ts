@@ -50,7 +50,10 @@ export interface NativeExecuteOptions {
   guidanceScale?: number;
   /** Called once per network evaluation (never blocks the sampling thread). */
   onStep?: (ev: NativeStepEvent) => void;
-  /** Checked between evaluations; an aborted run rejects with an Error named 'AbortError'. */
+  /**
+   * Checked between evaluations; an aborted run rejects with an Error named 'AbortError'.
+   * A request aborted while still queued behind others rejects at once and never runs.
+   */
   signal?: AbortSignal;
   /** Alternative to `signal`: a handle from createAbortHandle(), checked the same way. */
   abortHandle?: NativeAbortHandle;
