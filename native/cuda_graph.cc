@@ -179,7 +179,7 @@ std::vector<std::unique_ptr<PlanGraph>>& FailedCaptures() {
 }
 #endif
 
-double NowMs() {
+[[maybe_unused]] double NowMs() {
   return std::chrono::duration<double, std::milli>(Clock::now().time_since_epoch()).count();
 }
 

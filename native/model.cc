@@ -286,8 +286,11 @@ Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
 
 Model::~Model() {
   // Garbage-collected (or the environment is going away): requests still pending finish and
-  // settle first; the thread ends after them. No Node-API call and no throw from here.
-  if (runtime_) runtime_->OwnerGone();
+  // settle first; the thread ends after them. Nothing may throw out of a destructor.
+  try {
+    if (runtime_) runtime_->OwnerGone();
+  } catch (...) {
+  }
 }
 
 ModelPtr Model::Handle() const {

@@ -47,7 +47,11 @@ ModelThread::ModelThread(const std::string& name, std::function<void()> onStart)
 ModelThread::~ModelThread() {
   // Normally shut down already. Otherwise: queued jobs are dropped, an idle thread is joined,
   // a busy one detached (the loop owns `shared`: safe to let it finish alone).
-  Shutdown(nullptr);
+  try {
+    Shutdown(nullptr);
+  } catch (...) {
+    // std::system_error from join: nothing better to do in a destructor
+  }
 }
 
 void ModelThread::Loop(std::shared_ptr<Shared> shared, std::function<void()> onStart) {
@@ -101,7 +105,7 @@ bool ModelThread::Shutdown(std::vector<ThreadJobPtr>* notStarted) {
   }
   shared_->wake.notify_all();
   if (!thread_.joinable()) return false;
-  if (busy) {
+  if (busy || std::this_thread::get_id() == thread_.get_id()) {
     thread_.detach();
     return false;
   }
