@@ -1,5 +1,5 @@
 // A Plan (the contract in lib/plan.ts) copied out of its JS object into plain C++ values
-// on the JS thread, so the worker thread never touches a JS value.
+// on the JS thread, so the model's thread never touches a JS value.
 #pragma once
 
 #include <napi.h>
