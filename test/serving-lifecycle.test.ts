@@ -15,6 +15,7 @@
  * In child processes (test/support/serving/*.cjs), whose exit code and stderr are checked:
  *   - process.exit() while a forward loops for hours: the process exits;
  *   - dispose() of a model whose forward never returns: the process ends by itself;
+ *   - a Model garbage-collected with requests pending: they run and settle, the process ends;
  *   - worker.terminate() with samples in flight, 20 cycles: the process survives every one.
  */
 import { spawn } from 'child_process';
@@ -154,10 +155,10 @@ interface ChildResult {
   ms: number;
 }
 
-function runChild(script: string, args: string[], timeoutMs: number): Promise<ChildResult> {
+function runChild(script: string, args: string[], timeoutMs: number, nodeFlags: string[] = []): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [path.join(CHILDREN, script), ...args], {
+    const child = spawn(process.execPath, [...nodeFlags, path.join(CHILDREN, script), ...args], {
       env: { ...process.env, SCIRE_ADDON: nativeBindingPath() },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -197,6 +198,12 @@ describe('process and worker lifecycle (child processes)', () => {
     expect(r.stdout).toContain(
       'disposed: forward: ERR_SCIRE_DISPOSED; queued forward: ERR_SCIRE_DISPOSED; queued execute: ERR_SCIRE_DISPOSED',
     );
+  }, 90_000);
+
+  it('a Model garbage-collected with requests pending: they still run in order, then the process ends', async () => {
+    const r = await runChild('gc-while-pending.cjs', [], 60_000, ['--expose-gc']);
+    expectCleanExit(r);
+    expect(r.stdout).toContain('collected\ncounts 1,2');
   }, 90_000);
 
   it('worker.terminate() with samples in flight: the process survives 20 of 20 cycles', async () => {
