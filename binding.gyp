@@ -1,6 +1,7 @@
 # node-gyp build of scire.node: CPU only, for machines without CMake or CUDA
 # (`npm run build:gyp`). Same C++ sources as CMakeLists.txt (every native/*.cc and
-# native/kernels/*.cc, listed by the node command below); no .cu files.
+# native/kernels/*.cc, listed by the node command below); no .cu files, and not the
+# test/benchmark entries of native/testing/ (those are only in CMake's scire_testing.node).
 # LibTorch: Debian's libtorch-dev (headers in /usr/include, libraries on the default
 # linker path). Another LibTorch: set LIBTORCH=<folder with include/ and lib/>.
 {
@@ -36,7 +37,10 @@
         }]
       ],
       # --no-as-needed: Debian's gcc would otherwise drop the "unused" torch libraries.
-      "libraries": ["-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"]
+      "libraries": ["-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"],
+      # Never unmapped (Node dlcloses a worker's addons when the worker ends): a model thread
+      # detached with a forward still running keeps executing code of this library.
+      "ldflags": ["-Wl,-z,nodelete"]
     }
   ]
 }

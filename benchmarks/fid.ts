@@ -23,7 +23,6 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'fs
 import { join } from 'path';
 import { encodeNpy } from '../lib/image-io';
 import { loadModel } from '../lib/model';
-import { nativeBinding } from '../lib/native';
 import { readModelCard } from '../lib/model-card';
 import { Sampler } from '../lib/sampler';
 import { parseArgs, table } from './support/markdown';
@@ -93,9 +92,9 @@ async function main(): Promise<void> {
         process.stderr.write(`  fid: ${entry.name} NFE ${actualNfe}: ${samples} samples in ${((Date.now() - g0) / 1000).toFixed(0)} s\n`);
       }
       files.push({ name: entry.name, nfe: steps, file, actualNfe });
-      // On CUDA the executor keeps a captured graph (and its memory pool) per plan and batch:
-      // release them before the next configuration, or large batches run out of GPU memory.
-      (nativeBinding() as unknown as { clearCudaGraphs?: () => number }).clearCudaGraphs?.();
+      // On CUDA the executor keeps a captured graph (and its memory pool) per plan and batch
+      // bucket, within the cache's bounds: free this configuration's before the next one.
+      model.clearCudaGraphs();
     }
   }
   model.dispose();

@@ -6,7 +6,8 @@
  * Plain Node (no vitest, no TypeScript at run time): it needs the built addon and dist/
  * (npm run build). benchmarks/gpu.sh builds both and exports the UNet first; run it there.
  *
- *   node benchmarks/gpu.js --addon build/Release/scire.node --models DIR [--json FILE] [--quick]
+ *   node benchmarks/gpu.js --addon build/Release/scire_testing.node --models DIR [--json FILE] [--quick]
+ *   (the testing addon: model.benchForward / torchOpsStepper are benchmark entries)
  *
  * Sizes are fixed here, all contenders run in this one process on the same tensors:
  *   batch 128 and 500, 12 and 20 network evaluations (NFE), float32 and bfloat16 models.
@@ -25,6 +26,9 @@
  *              (max |x - ref| / max |ref|), or, for a case ill-conditioned in float32, within
  *              1e-4 + 10 x the official float32 run's own deviation (the executor tests' rule)
  *   bitwise    graph replay equals the eager run bit for bit (golden cases and the UNet)
+ *   graph-cache-*  20 batch sizes (1..20) of one plan: at most 6 graphs (batch buckets), graph
+ *              memory within the cache's bound, padded replays within 1e-5 of eager, dispose()
+ *              frees them (issue 10)
  *   torch-ops  the JS-stepped LibTorch-ops run equals the fused run within relative error 1e-4
  *   bf16       the bfloat16 UNet run within relative RMS error 0.1 of the float32 run (same x_T);
  *              random weights and 12-20 steps of a 16-bit network: the budget is stated here,
@@ -181,15 +185,55 @@ async function goldenChecks(device) {
       if (!bitEqual(eager.data, graphed.data)) bitwiseMismatch++;
       n++;
     }
-    model.dispose();
+    model.dispose(); // frees the model's CUDA graphs too
   }
-  addon.clearCudaGraphs();
   check('golden', n > 0 && outside === 0,
     `${n} multistep configurations on ${device}, graph and eager: ${outside} runs outside the tolerance; ` +
     `worst relative error ${worst.toExponential(2)} (${worstId}), limit ${TOL_GOLDEN} or 1e-4 + 10 x official float32 deviation`);
   if (device === 'cpu') log(`golden: no CUDA device, ${graphsUsed} of ${n} cudaGraph runs used a graph (expected 0)`);
   else check('golden-graph-used', graphsUsed === n, `${graphsUsed} of ${n} graph runs replayed a CUDA graph`);
   check('golden-bitwise', bitwiseMismatch === 0, `${bitwiseMismatch} of ${n} graph results differ from eager in any bit`);
+}
+
+// ------------------------------------------------------------------ the graph cache (issue 10)
+// 20 distinct batch sizes (1..20) of one plan on one model: the bucketed cache holds one graph
+// per bucket (1, 2, 4, 8, 16, 32: 6 graphs), its bytes stay within the bound, every padded
+// replay equals the eager run of the same batch within 1e-5 relative (another batch size may
+// pick other cuBLAS kernels), and dispose() frees them all.
+async function graphCacheCheck(device) {
+  const dir = path.join(root, 'test', 'fixtures', 'golden');
+  const g = JSON.parse(fs.readFileSync(path.join(dir, 'scire_image_discrete.json'), 'utf8'));
+  const model = await addon.loadModel(path.resolve(dir, g.model_file), { device, dtype: 'float32' });
+  const plan = lib.compilePlan(goldenCaseOptions(g.cases.find((c) => c.method === 'multistep'), goldenSchedule(g.schedule)));
+  const perSample = g.x_T_shape.slice(1);
+  const before = addon.cudaGraphCacheState();
+  let worst = 0;
+  let maxEntries = 0;
+  let maxBytes = 0;
+  let graphs = 0;
+  for (let batch = 1; batch <= 20; batch++) {
+    const x = lib.randn([batch, ...perSample], batch);
+    const shape = [batch, ...perSample];
+    const eager = await model.execute(plan, { x, shape, cudaGraph: false });
+    const graphed = await model.execute(plan, { x, shape, cudaGraph: GRAPH });
+    if (graphed.timings.cudaGraph === 'replayed' || graphed.timings.cudaGraph === 'captured') graphs++;
+    worst = Math.max(worst, relError(graphed.data, eager.data));
+    const s = addon.cudaGraphCacheState();
+    maxEntries = Math.max(maxEntries, s.entries - before.entries);
+    maxBytes = Math.max(maxBytes, s.bytes);
+  }
+  model.dispose();
+  const after = addon.cudaGraphCacheState();
+  const bound = addon.cudaGraphCacheState().maxBytes;
+  if (device === 'cpu') {
+    log(`graph-cache: no CUDA device, ${graphs} of 20 runs used a graph (expected 0), worst relative error ${worst.toExponential(2)}`);
+    return;
+  }
+  check('graph-cache-buckets', graphs === 20 && maxEntries <= 6,
+    `20 batch sizes -> at most ${maxEntries} graphs of this model (buckets 1..32: 6 expected), ${graphs} of 20 runs replayed a graph`);
+  check('graph-cache-bytes', maxBytes <= bound, `graph memory peaked at ${(maxBytes / 2 ** 20).toFixed(1)} MiB (bound ${(bound / 2 ** 20).toFixed(0)} MiB)`);
+  check('graph-cache-padded', worst < 1e-5, `padded replays vs eager: worst relative error ${worst.toExponential(2)} (limit 1e-5)`);
+  check('graph-cache-dispose', after.entries === before.entries, `after dispose(): ${after.entries} cached entries (before: ${before.entries})`);
 }
 
 // ------------------------------------------------------------------ the UNet benchmark
@@ -258,7 +302,7 @@ async function unetBench(device) {
         }
       }
       stepper.dispose();
-      addon.clearCudaGraphs();
+      model.clearCudaGraphs();
     }
     model.dispose();
   }
@@ -297,6 +341,7 @@ async function main() {
   const t0 = performance.now();
   await goldenChecks(device);
   log(`golden checks took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await graphCacheCheck(device);
   const rows = await unetBench(device);
   const out = { device, info, rows, failures, at: new Date().toISOString() };
   if (args.json) fs.writeFileSync(args.json, JSON.stringify(out, null, 1));

@@ -17,7 +17,7 @@
 # Environment (defaults in brackets):
 #   PYTHON [python3]   EXPORT_BATCH [128]   ARCHS [90-real;90-virtual]   JOBS [nproc]   WORK [_gpu_work]
 #   NODE [unset: unpack the tarball]     GPU_ARGS [unset: extra arguments for gpu.js, e.g. --quick]
-#   ADDON [unset: build]  an already built CUDA scire.node: the build is skipped
+#   ADDON [unset: build]  an already built CUDA scire_testing.node (scire.node + the benchmark entries): the build is skipped
 #   WITH_CUDA, TORCH_DIR, NVCC, GPU_SHARED: see scripts/gpu-env.sh
 # Back in $OUT (at most 4 files, so other scripts of the same run fit the 8-file limit):
 # gpu-bench.log, gpu-bench.json, export.log, and the failing step's log.

@@ -24,6 +24,9 @@ import { writeFileSync } from 'fs';
 import os from 'os';
 
 const require = createRequire(import.meta.url);
+// benchLincomb is an entry of the testing addon (native/testing/kernel_bindings.cc): load it
+// as the addon (a superset of scire.node) unless SCIRE_NATIVE_PATH names one.
+process.env.SCIRE_NATIVE_PATH ??= new URL('../build/Release/scire_testing.node', import.meta.url).pathname;
 const { nativeBinding, nativeBindingPath } = require('../dist/native.js');
 
 const args = process.argv.slice(2);

@@ -4,7 +4,7 @@
  * 1. Solver overhead per step: the same plan run against a network that does almost nothing
  *    (benchmarks/models/null_eps.pt, forward = 0.1 x; made by benchmarks/make_null_model.py)
  *    by the native executor (model.execute: whole loop in C++, fused kernels) and stepped
- *    from JS op by op with plain LibTorch ops (model.torchOpsStepper of native/gpu_bench.cc). Time per NFE.
+ *    from JS op by op with plain LibTorch ops (model.torchOpsStepper of native/testing/gpu_bench.cc). Time per NFE.
  * 2. End to end on the bundled Fashion-MNIST UNet on the CPU: samples/s of Sampler.sample
  *    (native executor) and of the JS op-by-op loop, with the executor's split into network
  *    and solver time.
@@ -31,6 +31,9 @@ import { fixed, parseArgs, table } from './support/markdown';
 import { stepPlanFromJs } from './support/op-stepper';
 
 const ROOT = join(__dirname, '..');
+// model.torchOpsStepper and benchLincomb are entries of the testing addon (native/testing/):
+// load it as the addon (a superset of scire.node) unless SCIRE_NATIVE_PATH names one.
+process.env.SCIRE_NATIVE_PATH ??= join(ROOT, 'build', 'Release', 'scire_testing.node');
 const NULL_MODEL = join(__dirname, 'models', 'null_eps.pt');
 
 function median(v: number[]): number {
@@ -231,7 +234,7 @@ async function main(): Promise<void> {
     md.push(
       '## 3. Fused linear-combination kernel vs LibTorch ops (CPU)',
       '',
-      `binding.benchLincomb (native/kernel_bindings.cc), ${threads} LibTorch threads. out = sum c_k x_k over float32 tensors of the`,
+      `binding.benchLincomb (native/testing/kernel_bindings.cc), ${threads} LibTorch threads. out = sum c_k x_k over float32 tensors of the`,
       'given size. "LibTorch ops": the executor\'s fallback written as in-place ops; "expression": `c0*x0 + c1*x1 + ...`',
       '(new tensors, what a Python sampler does). GB/s = (terms + 1) × bytes / time; copy = a plain tensor copy.',
       '',

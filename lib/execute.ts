@@ -3,7 +3,8 @@
  *
  *   const { data, nfe, timings } = await executePlan(model, plan, { x, shape, onStep, signal });
  *
- * The whole solver loop runs in C++ on a worker thread (native/executor.cc): registers are
+ * The whole solver loop runs in C++ on the model's own thread (native/executor.cc,
+ * native/model_runtime.h; no libuv pool thread is held while it waits or runs): registers are
  * float32 tensors on the model's device, every lincomb is one fused kernel pass, the input
  * scaling / dtype cast and the output conversion are fused around each network call.
  * Here, on the JS thread, the options are checked with the package's messages, the plan is

@@ -62,7 +62,10 @@ export interface NativeExecuteOptions {
   guidanceScale?: number;
   /** Called once per network evaluation (never blocks the sampling thread). */
   onStep?: (ev: NativeStepEvent) => void;
-  /** Checked between evaluations; an aborted run rejects with an Error named 'AbortError'. */
+  /**
+   * Checked between evaluations; an aborted run rejects with an Error named 'AbortError'.
+   * A request aborted while still queued behind others rejects at once and never runs.
+   */
   signal?: AbortSignalLike;
   /** Alternative to `signal`: a handle from createAbortHandle(), checked the same way. */
   abortHandle?: NativeAbortHandle;
@@ -96,10 +99,20 @@ export interface NativeModel {
   readonly info: NativeModelInfo;
   /** One forward on host data (tests/debugging): t is the model input time (scalar for the batch). */
   forward(x: Float32Array, shape: number[], t: number): Promise<Float32Array>;
-  /** Run a whole Plan in a worker thread. */
+  /**
+   * Run a whole Plan on the model's own native thread. Requests to one model run one at a
+   * time in FIFO order; other models run side by side; no libuv pool thread is held while a
+   * request waits or runs.
+   */
   execute(plan: Plan, opts: NativeExecuteOptions): Promise<NativeExecuteResult>;
-  /** Release the module (optional; the GC also releases it). */
+  /**
+   * Release the module (optional; the GC also releases it). Queued and running requests
+   * reject with code ERR_SCIRE_DISPOSED (a running forward is abandoned, never waited for),
+   * the model's CUDA graphs are freed and its thread ends.
+   */
   dispose(): void;
+  /** Free this model's cached CUDA graphs (and their memory); returns how many. */
+  clearCudaGraphs(): number;
   /** True after dispose(). */
   readonly disposed: boolean;
 }
@@ -116,6 +129,8 @@ export interface NativeBuildInfo {
   cudaArchitectures: string;
   /** Whether the LibTorch the addon links has CUDA (models can run on 'cuda'). */
   torchCuda: boolean;
+  /** True for the testing addon scire_testing.node (tests and benchmarks only). */
+  testing: boolean;
 }
 
 /** cudaProbe(): the CUDA runtime's view and a test launch of a compiled kernel on GPU 0. */
@@ -137,17 +152,6 @@ export interface NativeBinding {
   buildInfo(): NativeBuildInfo;
   cudaProbe(): NativeCudaProbe;
   loadModel(path: string, opts: { device: DeviceName; dtype: ModelDType }): Promise<NativeModel>;
-  /**
-   * Kernel entry points for tests and benchmarks (synchronous, host data):
-   * out = sum coef_k * inputs_k with the fused kernel on `device`.
-   */
-  lincomb(
-    inputs: Float32Array[],
-    coefs: number[],
-    opts?: NativeLincombOptions,
-  ): Float32Array;
-  /** Times the fused lincomb against LibTorch ops on the same tensors (medians, ms). */
-  benchLincomb(opts: { terms: number; bytes: number; device?: DeviceName; iters?: number }): NativeLincombBench;
   /** A fresh abort handle for NativeExecuteOptions.abortHandle. */
   createAbortHandle(): NativeAbortHandle;
   /**
@@ -157,6 +161,10 @@ export interface NativeBinding {
   deviceMemory(device: DeviceName): { device: DeviceName; free: number; total: number; cached: number };
 }
 
+/**
+ * Options of the testing addon's lincomb(inputs, coefs, opts) (build/Release/scire_testing.node,
+ * test/support/testing-addon.ts): out = sum coef_k * inputs_k with the fused kernel.
+ */
 export interface NativeLincombOptions {
   device?: DeviceName;
   /** Place every buffer this many elements past an aligned allocation (1 = misaligned). */
@@ -167,7 +175,7 @@ export interface NativeLincombOptions {
   outDType?: ModelDType;
 }
 
-/** benchLincomb result: medians over `iters` runs, one tensor = `bytes` bytes of float32. */
+/** The testing addon's benchLincomb result: medians over `iters` runs, one tensor = `bytes` bytes of float32. */
 export interface NativeLincombBench {
   terms: number;
   bytes: number;

@@ -3,20 +3,22 @@
  * executor or handed to the native executor). Throws a TypeError/RangeError naming the op
  * and field; returns the plan unchanged.
  *
- * Checked: format tag; numRegs (1 to MAX_REGISTERS = 64); every register index an integer in [0, numRegs); every
+ * Checked: format tag; numRegs (at most MAX_PLAN_REGISTERS); at most MAX_PLAN_OPS ops (the
+ * native validator, native/plan.cc, has the same limits); every register index an integer in [0, numRegs); every
  * coefficient, scale and time finite; lincomb with 1..MAX_LINCOMB_TERMS terms; threshold
  * ratio in (0, 1] and maxVal > 0; no register read before it is written (R0 is written by
  * the initialisation); nfe equal to the number of eval ops; final.src written.
  */
-import { MAX_LINCOMB_TERMS, MAX_REGISTERS, type Plan } from './plan';
+import { MAX_LINCOMB_TERMS, MAX_PLAN_OPS, MAX_PLAN_REGISTERS, type Plan } from './plan';
 import { expectFiniteNumber, expectInteger, expectObject, expectOneOf, invalidType, outOfRange } from './validate';
 
 export function checkPlan(plan: Plan): Plan {
   const p = expectObject('plan', plan);
   expectOneOf('plan.format', ['scire-plan-v1'], p.format);
-  const numRegs = expectInteger('plan.numRegs', p.numRegs, { min: 1, max: MAX_REGISTERS });
+  const numRegs = expectInteger('plan.numRegs', p.numRegs, { min: 1, max: MAX_PLAN_REGISTERS });
   expectFiniteNumber('plan.initScale', p.initScale);
   if (!Array.isArray(p.ops)) throw invalidType('plan.ops', 'an array of ops', p.ops);
+  if (p.ops.length > MAX_PLAN_OPS) throw outOfRange('plan.ops.length', `at most ${MAX_PLAN_OPS}`, p.ops.length);
   const written = new Array<boolean>(numRegs).fill(false);
   written[0] = true;
   const regField = (field: string, value: unknown): number => expectInteger(field, value, { min: 0, max: numRegs - 1 });

@@ -78,8 +78,10 @@ export interface Plan {
 export const MAX_LINCOMB_TERMS = 4;
 
 /**
- * Largest register count a plan may ask for: the native executor's kMaxRegisters (plan.h),
- * a sanity bound (the solvers use fewer than 10) that also keeps a hand-made plan with
- * numRegs: 1e9 from exhausting memory in checkPlan or the reference executor.
+ * Limits of a plan, the same in checkPlan and in the native validator (native/plan.h
+ * kMaxRegisters / kMaxOps): solvers use fewer than 10 registers, and the 10 000 steps a
+ * solve may have at most take fewer than 10 ops per step (singlestep order 3 with
+ * thresholding: 3 evals, 2 thresholds, 3 lincombs).
  */
-export const MAX_REGISTERS = 64;
+export const MAX_PLAN_REGISTERS = 64;
+export const MAX_PLAN_OPS = 200_000;

@@ -19,7 +19,15 @@ Napi::Value CreateAbortHandle(const Napi::CallbackInfo& info) {
   handle.DefineProperties({
       Napi::PropertyDescriptor::Value(kFlagKey, token, napi_default),  // hidden: not enumerable
       Napi::PropertyDescriptor::Value(
-          "abort", Napi::Function::New(env, [flag](const Napi::CallbackInfo&) { flag->Set(); }, "abort"),
+          "abort",
+          Napi::Function::New(
+              env,
+              [flag](const Napi::CallbackInfo&) {
+                if (flag->IsSet()) return;
+                flag->Set();
+                flag->Fire();
+              },
+              "abort"),
           napi_enumerable),
       Napi::PropertyDescriptor::Accessor(
           env, handle, "aborted",

@@ -9,6 +9,9 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 
 namespace scire {
@@ -17,6 +20,20 @@ struct AbortFlag {
   std::atomic<bool> requested{false};
   bool IsSet() const { return requested.load(std::memory_order_relaxed); }
   void Set() { requested.store(true, std::memory_order_relaxed); }
+
+  // JS thread only: callbacks run by the handle's abort() after the flag is set, so a
+  // request still queued is rejected at once (model_runtime.h) instead of when its turn comes.
+  uint64_t AddListener(std::function<void()> fn) {
+    listeners[++lastId] = std::move(fn);
+    return lastId;
+  }
+  void RemoveListener(uint64_t id) { listeners.erase(id); }
+  void Fire() {
+    auto copy = listeners;  // a listener may remove itself
+    for (auto& entry : copy) entry.second();
+  }
+  std::map<uint64_t, std::function<void()>> listeners;
+  uint64_t lastId = 0;
 };
 using AbortFlagPtr = std::shared_ptr<AbortFlag>;
 

@@ -1,5 +1,7 @@
 #include "addon_data.h"
 
+#include "model_runtime.h"  // complete type for ~AddonData
+
 namespace scire {
 
 AddonData& GetAddonData(Napi::Env env) {

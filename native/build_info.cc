@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include "addon_data.h"
 #include "errors.h"
 
 #ifdef SCIRE_WITH_CUDA
@@ -14,9 +15,7 @@
 
 namespace scire {
 
-namespace {
-
-Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+Napi::Value BuildInfoJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return GuardJs(env, "buildInfo", [&]() -> Napi::Value {
     Napi::Object o = Napi::Object::New(env);
@@ -48,11 +47,13 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 #else
     o.Set("buildSystem", "node-gyp");
 #endif
+    // The testing addon (scire_testing.node) carries the test and benchmark entries too.
+    o.Set("testing", GetAddonData(env).testingAddon);
     return o;
   });
 }
 
-Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
+Napi::Value CudaProbeJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
 #ifdef SCIRE_WITH_CUDA
@@ -75,13 +76,6 @@ Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
   o.Set("error", "this addon was built without CUDA kernels");
 #endif
   return o;
-}
-
-}  // namespace
-
-void InitBuildInfo(Napi::Env env, Napi::Object exports) {
-  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
-  exports.Set("cudaProbe", Napi::Function::New(env, CudaProbe, "cudaProbe"));
 }
 
 }  // namespace scire

@@ -7,6 +7,7 @@
 
 namespace scire {
 
-void InitBuildInfo(Napi::Env env, Napi::Object exports);
+Napi::Value BuildInfoJs(const Napi::CallbackInfo& info);
+Napi::Value CudaProbeJs(const Napi::CallbackInfo& info);
 
 }  // namespace scire

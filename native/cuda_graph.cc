@@ -3,13 +3,17 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
 
 #include "errors.h"
+#include "executor.h"
+#include "graph_cache.h"
 #include "kernels/lincomb_tensor.h"
 #include "kernels/threshold.h"
 
@@ -79,93 +83,6 @@ bool CudaGraphsCompiled() {
 #endif
 }
 
-// ------------------------------------------------------------------ the capturable loop
-
-at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in, PlanRunHooks* hooks) {
-  const at::Device device = in.x.device();
-  const at::ScalarType modelType = model.dtype;
-  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
-  const std::vector<int64_t> shape = in.x.sizes().vec();
-  const int64_t batch = shape[0];
-  const float g = static_cast<float>(in.guidanceScale);
-
-  std::vector<at::Tensor> R(plan.numRegs);
-  auto reg = [&](int i) -> const at::Tensor& {
-    if (!R[i].defined()) R[i] = at::empty(shape, f32);
-    return R[i];
-  };
-  // R[0] = initScale * x_T, out of place: the input stays untouched (it is a graph's static input).
-  kernels::FusedLincomb(reg(0), {{static_cast<float>(plan.initScale), in.x}});
-
-  // Network inputs, allocated once: x_in in the model dtype ([x; x] when guided), t in float32.
-  std::vector<int64_t> evalShape = shape;
-  if (in.guided) evalShape[0] = 2 * batch;
-  const at::Tensor xIn = at::empty(evalShape, f32.dtype(modelType));
-  const at::Tensor tIn = at::empty({evalShape[0]}, f32);
-  const std::vector<at::Tensor> xInHalves =
-      in.guided ? std::vector<at::Tensor>{xIn.narrow(0, 0, batch), xIn.narrow(0, batch, batch)}
-                : std::vector<at::Tensor>{xIn};
-  const at::Tensor* cond = in.cond.defined() ? &in.cond : nullptr;
-  int evaluation = 0;  // 1-based index of the current evaluation
-
-  for (const PlanStep& step : plan.steps) {
-    switch (step.kind) {
-      case PlanStep::Kind::Eval: {
-        if (hooks && hooks->beforeEval) hooks->beforeEval();
-        const at::Tensor& src = R[step.src];
-        for (const at::Tensor& half : xInHalves) kernels::FusedLincomb(half, {{static_cast<float>(step.inScale), src}});
-        tIn.fill_(step.t);
-        const bool timed = hooks && hooks->timeModel;
-        if (timed && device.is_cuda()) torch::cuda::synchronize(device.index());
-        const auto m0 = std::chrono::steady_clock::now();
-        ++evaluation;
-        at::Tensor raw;
-        try {
-          raw = RunModel(model, xIn, tIn, cond);
-        } catch (...) {
-          RethrowModelCallError({evaluation, plan.nfe, step.t, DescribeModelInputs(xIn, tIn, cond)});
-        }
-        if (timed) {
-          if (device.is_cuda()) torch::cuda::synchronize(device.index());
-          hooks->modelMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m0).count();
-        }
-        // Non-finite check without a host sync: the evaluation's output sum (float64, so no
-        // finite output overflows it) stays on the device until the caller reads them all.
-        if (in.evalSums.defined()) in.evalSums.select(0, evaluation - 1).copy_(raw.sum(at::kDouble));
-        if (raw.scalar_type() != at::kFloat && raw.scalar_type() != modelType) raw = raw.to(at::kFloat);
-        raw = raw.contiguous();
-        // R[dst] = outX * x_in + outM * raw with x_in = inScale * R[src], in one pass; under
-        // guidance raw = uncond + g * (cond - uncond) is folded into the coefficients.
-        const float cx = static_cast<float>(step.outX * step.inScale);
-        const float cm = static_cast<float>(step.outM);
-        std::vector<kernels::Term> terms;
-        if (!(cx == 0.f && raw.scalar_type() == at::kFloat)) terms.push_back({cx, src});
-        if (in.guided) {
-          terms.push_back({cm * (1.f - g), raw.narrow(0, 0, batch)});
-          terms.push_back({cm * g, raw.narrow(0, batch, batch)});
-        } else {
-          terms.push_back({cm, raw});
-        }
-        kernels::FusedLincomb(reg(step.dst), terms);
-        if (hooks && hooks->afterEval) hooks->afterEval(step);
-        break;
-      }
-      case PlanStep::Kind::Lincomb: {
-        std::vector<kernels::Term> terms;
-        for (int k = 0; k < step.terms; ++k) terms.push_back({static_cast<float>(step.coef[k]), R[step.reg[k]]});
-        kernels::FusedLincomb(reg(step.dst), terms);
-        break;
-      }
-      case PlanStep::Kind::Threshold:
-        kernels::DynamicThreshold(R[step.reg[0]], step.ratio, step.maxVal);
-        break;
-    }
-  }
-  at::Tensor out = at::empty(shape, f32);
-  kernels::FusedLincomb(out, {{static_cast<float>(plan.finalScale), R[plan.finalSrc]}});
-  return out;
-}
-
 uint64_t PlanFingerprint(const PlanSpec& plan) {
   Fnv1a h;
   h.Add(plan.numRegs);
@@ -224,21 +141,10 @@ struct PlanGraph : at::cuda::CUDAGraph {
 };
 #endif
 
-/** What a captured graph depends on besides the model's weights. */
-struct GraphKey {
-  const ModelHandle* owner = nullptr;
-  std::weak_ptr<ModelHandle> alive;  // the entry is dropped once the model is released
-  uint64_t plan = 0;
-  std::vector<int64_t> xShape, condShape;
-  bool guided = false;
-  double guidanceScale = 1.0;  // baked into the captured coefficients
+/** A cached graph with its static input / output tensors (or a permanent failure record). */
+struct GraphEntry : GraphSlotBase {
+  std::weak_ptr<ModelHandle> alive;  // dropped once the model is released
   int deviceIndex = 0;
-};
-
-struct GraphEntry {
-  explicit GraphEntry(GraphKey k) : key(std::move(k)) {}
-  GraphKey key;
-  std::string failure;  // non-empty: capture failed, run eagerly
 #ifdef SCIRE_TORCH_HAS_CUDA
   std::unique_ptr<PlanGraph> graph;
 #endif
@@ -246,39 +152,51 @@ struct GraphEntry {
   at::Tensor evalSums;  // the graph's per-evaluation output sums (when the capturing run asked for them)
 };
 
+// One cache for the process (graphs of every model and environment), guarded by gCacheMutex.
 std::mutex gCacheMutex;
-std::vector<std::shared_ptr<GraphEntry>> gCache;
+// Limits: SCIRE_CUDA_GRAPH_MAX_ENTRIES (default 32) and SCIRE_CUDA_GRAPH_MAX_MB (default 4096),
+// read once.
+size_t EnvLimit(const char* name, size_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  return (end != nullptr && *end == '\0') ? static_cast<size_t>(n) : fallback;
+}
+GraphCachePolicy& Cache() {
+  // Never destroyed: no CUDA call from a static destructor at exit.
+  static GraphCachePolicy* cache = new GraphCachePolicy(GraphCachePolicy::Limits{
+      EnvLimit("SCIRE_CUDA_GRAPH_MAX_ENTRIES", 32), EnvLimit("SCIRE_CUDA_GRAPH_MAX_MB", 4096) << 20});
+  return *cache;
+}
 
 #ifdef SCIRE_TORCH_HAS_CUDA
 // Graph objects whose capture threw: never destroyed, because the caching allocator (or the
 // pinned-host allocator of newer LibTorch) may still hold a filter pointing at them. A few
-// hundred bytes per failed (model, plan, shape), which is cached and never retried.
-std::vector<std::unique_ptr<PlanGraph>> gFailedCaptures;
+// hundred bytes per failed capture.
+std::vector<std::unique_ptr<PlanGraph>>& FailedCaptures() {
+  static auto* failed = new std::vector<std::unique_ptr<PlanGraph>>();
+  return *failed;
+}
 #endif
 
-[[maybe_unused]] bool SameKey(const GraphKey& e, const GraphKey& k) {
-  return e.owner == k.owner && e.plan == k.plan && e.xShape == k.xShape && e.condShape == k.condShape &&
-         e.guided == k.guided && e.guidanceScale == k.guidanceScale && e.deviceIndex == k.deviceIndex;
+[[maybe_unused]] double NowMs() {
+  return std::chrono::duration<double, std::milli>(Clock::now().time_since_epoch()).count();
 }
 
-// Removes entries whose model was released (the caller holds gCacheMutex). Synchronises the
-// device first, so no replay still reads the memory being returned.
-void DropEntries(const std::function<bool(const GraphEntry&)>& drop, size_t* count) {
-  std::vector<std::shared_ptr<GraphEntry>> keep;
-  for (auto& e : gCache) {
-    if (drop(*e)) {
+// Frees evicted / dropped entries: waits for the device first so that no replay still reads
+// the memory being returned to the allocator. Called without gCacheMutex held.
+void FreeEntries(std::vector<GraphSlotPtr> slots) {
 #ifdef SCIRE_TORCH_HAS_CUDA
-      if (e->graph) {
-        c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(e->key.deviceIndex));
-        cudaDeviceSynchronize();
-      }
-#endif
-      ++*count;
-    } else {
-      keep.push_back(e);
+  for (const GraphSlotPtr& slot : slots) {
+    const auto* entry = static_cast<const GraphEntry*>(slot.get());
+    if (entry->graph) {
+      c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(entry->deviceIndex));
+      cudaDeviceSynchronize();
     }
   }
-  gCache.swap(keep);
+#endif
+  slots.clear();
 }
 
 #ifdef SCIRE_TORCH_HAS_CUDA
@@ -312,17 +230,26 @@ void AbortCapture(PlanGraph& graph, const c10::cuda::CUDAStream& stream) {
   (void)cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
 }
 
+/** Bytes the caching allocator holds on `device` (all pools). */
+int64_t ReservedBytes(int device) {
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+  return stats.reserved_bytes[0].current;  // index 0: StatType::AGGREGATE
+}
+
 /**
- * Warms up and captures the plan for `entry` (its key fields set). On success fills
- * graph/xStatic/condStatic/out; on failure sets entry.failure. Throws only for errors of the
- * eager warm-up run (which would fail eagerly too).
+ * Warms up and captures the plan for `entry` from `in` (already padded to the bucket). On
+ * success fills graph/xStatic/condStatic/out and bytes; on failure returns the reason
+ * (entry.graph stays empty). Throws only for errors of the eager warm-up run (which would
+ * fail eagerly too).
  */
-void Capture(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in, GraphEntry& entry, GraphRun& run) {
+std::string Capture(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in, GraphEntry& entry,
+                    GraphRun& run) {
   const at::Device device = in.x.device();
   c10::cuda::CUDAGuard deviceGuard(device);
   const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
   const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, device.index());
   StreamWaits(side, caller);
+  std::string failure;
   {
     c10::cuda::CUDAStreamGuard streamGuard(side);
     entry.xStatic = in.x.clone();
@@ -340,6 +267,7 @@ void Capture(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in, 
     run.warmupMs = MsSince(w0);
 
     const auto c0 = Clock::now();
+    const int64_t reservedBefore = ReservedBytes(device.index());
     auto graph = std::make_unique<PlanGraph>();
     try {
       graph->BeginCapture();
@@ -347,16 +275,34 @@ void Capture(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in, 
       graph->capture_end();
       entry.graph = std::move(graph);
     } catch (...) {
-      entry.failure = "capture failed: " + CaptureCurrentException("cudaGraph").message;
+      failure = "capture failed: " + CaptureCurrentException("cudaGraph").message;
       AbortCapture(*graph, side);
-      gFailedCaptures.push_back(std::move(graph));
+      FailedCaptures().push_back(std::move(graph));
       entry.out = at::Tensor();
+      entry.xStatic = at::Tensor();
+      entry.condStatic = at::Tensor();
+      entry.evalSums = at::Tensor();
     }
-    if (entry.graph) side.synchronize();
+    if (entry.graph) {
+      side.synchronize();
+      // The graph's private pool (its intermediates and output) plus the static inputs.
+      const int64_t pool = std::max<int64_t>(0, ReservedBytes(device.index()) - reservedBefore);
+      entry.bytes = static_cast<size_t>(pool + entry.xStatic.nbytes() +
+                                        (entry.condStatic.defined() ? entry.condStatic.nbytes() : 0));
+    }
     run.captureMs = MsSince(c0);
   }
   StreamWaits(caller, side);
   run.capturedNow = true;
+  return failure;
+}
+
+/** `t` with zero rows appended along dimension 0 up to `rows`. */
+at::Tensor PadRows(const at::Tensor& t, int64_t rows) {
+  if (t.size(0) == rows) return t;
+  std::vector<int64_t> extra = t.sizes().vec();
+  extra[0] = rows - t.size(0);
+  return at::cat({t, at::zeros(extra, t.options())});
 }
 #endif
 
@@ -382,40 +328,72 @@ GraphRun RunPlanWithGraph(const ModelPtr& model, const PlanSpec& plan, const Pla
 #ifndef SCIRE_TORCH_HAS_CUDA
   return eager("this addon was built against a LibTorch without CUDA");
 #else
-  GraphKey key;
-  key.owner = model.get();
-  key.alive = model;
-  key.plan = PlanFingerprint(plan);
-  key.xShape = in.x.sizes().vec();
-  if (in.cond.defined()) key.condShape = in.cond.sizes().vec();
-  key.guided = in.guided;
-  key.guidanceScale = in.guidanceScale;
-  key.deviceIndex = in.x.device().index();
-
-  std::shared_ptr<GraphEntry> entry;
-  {
-    std::lock_guard<std::mutex> lock(gCacheMutex);
-    size_t dropped = 0;
-    DropEntries([](const GraphEntry& e) { return e.key.alive.expired(); }, &dropped);
-    for (auto& e : gCache) {
-      if (SameKey(e->key, key)) entry = e;
+  // The graph is captured for the batch's bucket: pad x (and each half of a guided cond
+  // batch) with zero rows, slice the result. Every plan op is per sample, so the padding
+  // rows do not touch the real ones.
+  const int64_t batch = in.x.size(0);
+  const int64_t bucket = BatchBucket(batch);
+  PlanRunInputs padded = in;
+  if (bucket != batch) {
+    padded.x = PadRows(in.x, bucket);
+    if (in.cond.defined()) {
+      padded.cond = in.guided ? at::cat({PadRows(in.cond.narrow(0, 0, batch), bucket),
+                                         PadRows(in.cond.narrow(0, batch, batch), bucket)})
+                              : PadRows(in.cond, bucket);
     }
   }
-  if (!entry) {
-    entry = std::make_shared<GraphEntry>(key);
-    Capture(*model, plan, in, *entry, run);
+  const GraphCacheKey key = MakeGraphCacheKey(
+      reinterpret_cast<uintptr_t>(model.get()), PlanFingerprint(plan), in.x.sizes().vec(),
+      in.cond.defined() ? in.cond.sizes().vec() : std::vector<int64_t>{}, in.guided, in.guidanceScale,
+      in.x.device().index());
+
+  GraphCachePolicy::LookupResult found;
+  std::vector<GraphSlotPtr> released;
+  {
     std::lock_guard<std::mutex> lock(gCacheMutex);
-    gCache.push_back(entry);
+    released = Cache().EraseIf([](const GraphSlotBase& s) { return static_cast<const GraphEntry&>(s).alive.expired(); });
+    found = Cache().Lookup(key, NowMs());
   }
-  if (!entry->failure.empty()) return eager(entry->failure);
+  FreeEntries(std::move(released));
+  if (found.verdict == GraphCachePolicy::Verdict::kEagerFailed ||
+      found.verdict == GraphCachePolicy::Verdict::kEagerBackoff) {
+    return eager(found.reason);
+  }
+  std::shared_ptr<GraphEntry> entry;
+  if (found.verdict == GraphCachePolicy::Verdict::kHit) {
+    entry = std::static_pointer_cast<GraphEntry>(found.slot);
+  } else {
+    entry = std::make_shared<GraphEntry>();
+    entry->alive = model;
+    entry->deviceIndex = key.deviceIndex;
+    const std::string failure = Capture(*model, plan, padded, *entry, run);
+    std::vector<GraphSlotPtr> evicted;
+    {
+      std::lock_guard<std::mutex> lock(gCacheMutex);
+      if (failure.empty()) {
+        evicted = Cache().Insert(key, entry);
+      } else if (IsTransientCaptureFailure(failure)) {
+        Cache().RecordTransientFailure(key, failure, NowMs());  // retried after a backoff
+      } else {
+        auto record = std::make_shared<GraphEntry>();  // remembered: the next run goes eager at once
+        record->alive = model;
+        record->failure = failure;
+        evicted = Cache().Insert(key, record);
+      }
+    }
+    // `entry` may be among the evicted (alone above the byte budget): this run still uses it.
+    FreeEntries(std::move(evicted));
+    if (!failure.empty()) return eager(failure);
+  }
 
   c10::cuda::CUDAGuard deviceGuard(in.x.device());
-  entry->xStatic.copy_(in.x, /*non_blocking=*/true);
-  if (entry->condStatic.defined()) entry->condStatic.copy_(in.cond, /*non_blocking=*/true);
+  entry->xStatic.copy_(padded.x, /*non_blocking=*/true);
+  if (entry->condStatic.defined()) entry->condStatic.copy_(padded.cond, /*non_blocking=*/true);
   entry->graph->replay();
-  run.out = entry->out;
+  run.out = bucket == batch ? entry->out : entry->out.narrow(0, 0, batch);
   run.evalSums = entry->evalSums;
   run.usedGraph = true;
+  run.bucket = bucket;
   return run;
 #endif
 }
@@ -446,16 +424,25 @@ at::Tensor DownloadToHost(const at::Tensor& value) {
 }
 
 size_t ForgetGraphs(const ModelHandle* model) {
-  std::lock_guard<std::mutex> lock(gCacheMutex);
-  size_t dropped = 0;
-  DropEntries([model](const GraphEntry& e) { return model == nullptr || e.key.owner == model || e.key.alive.expired(); },
-              &dropped);
-  return dropped;
+  std::vector<GraphSlotPtr> dropped;
+  {
+    std::lock_guard<std::mutex> lock(gCacheMutex);
+    dropped = Cache().EraseOwner(reinterpret_cast<uintptr_t>(model));
+  }
+  size_t graphs = 0;
+  for (const GraphSlotPtr& slot : dropped) graphs += slot->failure.empty() ? 1 : 0;
+  FreeEntries(std::move(dropped));
+  return graphs;
 }
 
-size_t CachedGraphCount() {
+GraphCacheStats GraphCacheState() {
   std::lock_guard<std::mutex> lock(gCacheMutex);
-  return gCache.size();
+  GraphCacheStats stats;
+  stats.entries = Cache().Count();
+  stats.bytes = Cache().Bytes();
+  stats.maxEntries = Cache().limits().maxEntries;
+  stats.maxBytes = Cache().limits().maxBytes;
+  return stats;
 }
 
 }  // namespace scire

@@ -5,16 +5,18 @@
 // cudaGraphLaunch, which removes the per-kernel launch and host round-trip cost between
 // network evaluations.
 //
-//   RunPlanOps        runs a plan on the current stream of the tensors' device with no host
-//                     synchronisation, no callbacks and no timing: the capturable loop (on
-//                     the CPU it is an ordinary eager run, which is how it is tested here).
-//   RunPlanWithGraph  the graph path: look up (model, plan fingerprint, shapes, guidance,
-//                     device) in a cache; on a miss warm up with one eager run on a side
-//                     stream, capture RunPlanOps there into a CUDA graph and keep it with its
-//                     static input / output tensors; then copy the caller's inputs into the
-//                     static inputs and replay. When the capture fails (e.g. a model that
-//                     synchronises with the host) the failure is cached with its reason and,
-//                     in mode 'auto', the plan runs eagerly instead.
+//   RunPlanOps        (executor.h) the executor loop without hooks: no host synchronisation,
+//                     no callbacks, no timing, i.e. capturable.
+//   RunPlanWithGraph  the graph path: pad the batch up to its bucket (graph_cache.h), look up
+//                     (model, plan fingerprint, shapes, guidance, device) in the bounded LRU
+//                     cache; on a miss warm up with one eager run on a side stream, capture
+//                     RunPlanOps there into a CUDA graph and keep it with its static input /
+//                     output tensors; then copy the caller's inputs into the static inputs,
+//                     replay and slice the real rows out. When the capture fails for good
+//                     (e.g. a model that synchronises with the host) the failure is cached
+//                     with its reason; a transient failure (out of memory) is retried after a
+//                     backoff; meanwhile, in mode 'auto', the plan runs eagerly.
+//   ForgetGraphs      model.dispose() and model.clearCudaGraphs(): free a model's graphs.
 //
 // Everything that needs a CUDA LibTorch is compiled only when SCIRE_TORCH_HAS_CUDA is
 // defined (CMakeLists.txt defines it when the LibTorch found has CUDA); without it
@@ -30,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "executor.h"
 #include "model.h"
 #include "plan.h"
 
@@ -45,38 +48,6 @@ const char* GraphModeName(GraphMode mode);
 /** True when this addon was compiled against a CUDA LibTorch (graphs can be captured). */
 bool CudaGraphsCompiled();
 
-/** The network inputs of a run, already on the model's device. */
-struct PlanRunInputs {
-  at::Tensor x;               // x_T, float32, contiguous (R[0] = initScale * x)
-  at::Tensor cond;            // undefined, or the model's cond input in the model dtype
-                              // (the [uncond; cond] batch when guided)
-  bool guided = false;        // classifier-free guidance: evaluate [x; x] with cond
-  double guidanceScale = 1.0;
-  at::Tensor evalSums;        // optional float64 [nfe] on the device: evaluation k writes the sum
-                              // of its model output to [k - 1] (non-finite iff the output is)
-};
-
-/**
- * Runs every op of `plan` with the executor's kernels (fused lincomb, threshold, RunModel)
- * on the current stream, without any host synchronisation, and returns the result
- * final.scale * R[final.src] as a new float32 tensor on the device. The caller holds
- * model.mutex and an InferenceMode guard. The arithmetic (terms and their order) is the
- * executor's, so an eager run of the executor and a replay of this loop use the same kernels
- * on the same data.
- *
- * The executor's eager path is this same loop with `hooks`: its abort check before each
- * evaluation, its progress report after it, and the network timing (which synchronises the
- * device around each forward, so a run with hooks->timeModel is not capturable).
- */
-struct PlanRunHooks {
-  std::function<void()> beforeEval;                // e.g. throw when the run was aborted
-  std::function<void(const PlanStep&)> afterEval;  // e.g. report progress
-  bool timeModel = false;                          // add each forward's wall time to modelMs
-  double modelMs = 0;
-};
-at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in,
-                      PlanRunHooks* hooks = nullptr);
-
 /** A 64-bit fingerprint (FNV-1a) of every field of the plan that a run depends on. */
 uint64_t PlanFingerprint(const PlanSpec& plan);
 
@@ -87,6 +58,7 @@ struct GraphRun {
   bool usedGraph = false;      // the result came from a graph replay
   bool capturedNow = false;    // this call warmed up and captured the graph
   std::string fallbackReason;  // why the run was eager (empty when usedGraph)
+  int64_t bucket = 0;          // the batch the graph was captured for (usedGraph)
   at::Tensor evalSums;         // when usedGraph: the graph's static evalSums (undefined if it has
                                // none); otherwise the caller's in.evalSums were written
   double warmupMs = 0;         // eager warm-up run (when capturedNow)
@@ -97,8 +69,8 @@ struct GraphRun {
  * Runs the plan as a CUDA graph (see the file comment). `model` must be on a CUDA device
  * for a graph; otherwise (or with mode kOff) the plan runs through RunPlanOps eagerly with
  * the reason recorded. Mode kOn turns every reason for not using a graph into an error.
- * The caller holds model->mutex and an InferenceMode guard for the whole call and copies
- * `out` before releasing the mutex.
+ * The caller runs on the model's thread inside an InferenceMode guard and copies `out` before
+ * the model's next run.
  */
 GraphRun RunPlanWithGraph(const ModelPtr& model, const PlanSpec& plan, const PlanRunInputs& in, GraphMode mode);
 
@@ -114,10 +86,16 @@ at::Tensor UploadToDevice(const at::Tensor& host, const at::Device& device);
  */
 at::Tensor DownloadToHost(const at::Tensor& value);
 
-/** Drops the cached graphs of one model (nullptr: of every model). Returns how many. */
+/** Frees the cached graphs of one model (nullptr: of every model), after waiting for the
+ *  device. Returns how many graphs (failure records not counted). */
 size_t ForgetGraphs(const ModelHandle* model);
 
-/** Number of cached graphs (captured or failed), for tests and benchmarks. */
-size_t CachedGraphCount();
+struct GraphCacheStats {
+  size_t entries = 0;  // graphs and failure records
+  size_t bytes = 0;    // graph memory held
+  size_t maxEntries = 0, maxBytes = 0;
+};
+/** The process-wide cache's occupancy and limits (SCIRE_CUDA_GRAPH_MAX_ENTRIES, SCIRE_CUDA_GRAPH_MAX_MB). */
+GraphCacheStats GraphCacheState();
 
 }  // namespace scire

@@ -12,8 +12,8 @@
 #include <string>
 
 #include "device_dtype.h"
+#include "device_memory.h"
 #include "errors.h"
-#include "exports.h"
 
 #ifdef SCIRE_TORCH_HAS_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -23,8 +23,8 @@
 
 namespace scire {
 namespace {
-
 constexpr const char* kWhere = "deviceMemory";
+}  // namespace
 
 Napi::Value DeviceMemoryJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -68,11 +68,4 @@ Napi::Value DeviceMemoryJs(const Napi::CallbackInfo& info) {
   });
 }
 
-void InitDeviceMemoryExports(Napi::Env env, Napi::Object exports) {
-  exports.Set("deviceMemory", Napi::Function::New(env, DeviceMemoryJs, "deviceMemory"));
-}
-
-[[maybe_unused]] const bool kRegistered = RegisterExports(&InitDeviceMemoryExports);
-
-}  // namespace
 }  // namespace scire

@@ -7,8 +7,9 @@
 //    not c10::Error) and anything else become a plain JS Error with the native message.
 //  - On the JS thread, wrap code in GuardJs(env, "where", [&] { ... }) (synchronous
 //    functions) or GuardPromise(...) (functions that return a Promise: failures reject).
-//    On a worker thread, derive from PromiseWorker (promise_worker.h), which captures the
-//    exception in Execute() and rejects the promise with the right JS class in OnError().
+//    Work on a model's thread is a Request (model_runtime.h), whose Run() may throw: the
+//    exception is captured there and the promise rejected with the right JS class; work on
+//    a libuv pool thread (loadModel) derives from PromiseWorker (promise_worker.h) likewise.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -16,17 +16,110 @@
 #include "cuda_graph.h"
 #include "device_dtype.h"
 #include "errors.h"
-#include "exports.h"
-#include "kernel_bindings.h"
 #include "kernels/lincomb_tensor.h"
 #include "kernels/threshold.h"
 #include "model.h"
+#include "model_runtime.h"
 #include "plan.h"
+#include "shape.h"
 
 namespace scire {
+
+// ------------------------------------------------------------------ the executor loop
+
+at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in, PlanRunHooks* hooks) {
+  const at::Device device = in.x.device();
+  const at::ScalarType modelType = model.dtype;
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  const std::vector<int64_t> shape = in.x.sizes().vec();
+  const int64_t batch = shape[0];
+  const float g = static_cast<float>(in.guidanceScale);
+
+  std::vector<at::Tensor> R(plan.numRegs);
+  auto reg = [&](int i) -> const at::Tensor& {
+    if (!R[i].defined()) R[i] = at::empty(shape, f32);
+    return R[i];
+  };
+  // R[0] = initScale * x_T, out of place: the input stays untouched (it is a graph's static input).
+  kernels::FusedLincomb(reg(0), {{static_cast<float>(plan.initScale), in.x}});
+
+  // Network inputs, allocated once: x_in in the model dtype ([x; x] when guided), t in float32.
+  std::vector<int64_t> evalShape = shape;
+  if (in.guided) evalShape[0] = 2 * batch;
+  const at::Tensor xIn = at::empty(evalShape, f32.dtype(modelType));
+  const at::Tensor tIn = at::empty({evalShape[0]}, f32);
+  const std::vector<at::Tensor> xInHalves =
+      in.guided ? std::vector<at::Tensor>{xIn.narrow(0, 0, batch), xIn.narrow(0, batch, batch)}
+                : std::vector<at::Tensor>{xIn};
+  const at::Tensor* cond = in.cond.defined() ? &in.cond : nullptr;
+  int evaluation = 0;  // 1-based index of the current evaluation
+
+  for (const PlanStep& step : plan.steps) {
+    switch (step.kind) {
+      case PlanStep::Kind::Eval: {
+        if (hooks && hooks->beforeEval) hooks->beforeEval();
+        const at::Tensor& src = R[step.src];
+        for (const at::Tensor& half : xInHalves) kernels::FusedLincomb(half, {{static_cast<float>(step.inScale), src}});
+        tIn.fill_(step.t);
+        const bool timed = hooks && hooks->timeModel;
+        if (timed && device.is_cuda()) torch::cuda::synchronize(device.index());
+        const auto m0 = std::chrono::steady_clock::now();
+        ++evaluation;
+        at::Tensor raw;
+        try {
+          raw = RunModel(model, xIn, tIn, cond);
+        } catch (...) {
+          RethrowModelCallError({evaluation, plan.nfe, step.t, DescribeModelInputs(xIn, tIn, cond)});
+        }
+        if (timed) {
+          if (device.is_cuda()) torch::cuda::synchronize(device.index());
+          hooks->modelMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - m0).count();
+        }
+        // Non-finite check without a host sync: the evaluation's output sum (float64, so no
+        // finite output overflows it) stays on the device until the caller reads them all.
+        if (in.evalSums.defined()) in.evalSums.select(0, evaluation - 1).copy_(raw.sum(at::kDouble));
+        if (raw.scalar_type() != at::kFloat && raw.scalar_type() != modelType) raw = raw.to(at::kFloat);
+        raw = raw.contiguous();
+        // R[dst] = outX * x_in + outM * raw with x_in = inScale * R[src], in one pass; under
+        // guidance raw = uncond + g * (cond - uncond) is folded into the coefficients.
+        const float cx = static_cast<float>(step.outX * step.inScale);
+        const float cm = static_cast<float>(step.outM);
+        std::vector<kernels::Term> terms;
+        if (!(cx == 0.f && raw.scalar_type() == at::kFloat)) terms.push_back({cx, src});
+        if (in.guided) {
+          terms.push_back({cm * (1.f - g), raw.narrow(0, 0, batch)});
+          terms.push_back({cm * g, raw.narrow(0, batch, batch)});
+        } else {
+          terms.push_back({cm, raw});
+        }
+        kernels::FusedLincomb(reg(step.dst), terms);
+        if (hooks && hooks->afterEval) hooks->afterEval(step);
+        break;
+      }
+      case PlanStep::Kind::Lincomb: {
+        std::vector<kernels::Term> terms;
+        for (int k = 0; k < step.terms; ++k) terms.push_back({static_cast<float>(step.coef[k]), R[step.reg[k]]});
+        kernels::FusedLincomb(reg(step.dst), terms);
+        break;
+      }
+      case PlanStep::Kind::Threshold:
+        kernels::DynamicThreshold(R[step.reg[0]], step.ratio, step.maxVal);
+        break;
+    }
+  }
+  at::Tensor out = at::empty(shape, f32);
+  kernels::FusedLincomb(out, {{static_cast<float>(plan.finalScale), R[plan.finalSrc]}});
+  return out;
+}
+
 namespace {
 
 constexpr const char* kWhere = "execute";
+
+using Clock = std::chrono::steady_clock;
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
 
 // ------------------------------------------------------------------ options (JS thread)
 
@@ -39,41 +132,11 @@ struct ExecuteInputs {
   GraphMode graphMode = GraphMode::kAuto;  // opts.cudaGraph (cuda_graph.h)
 };
 
-at::Tensor CopyFloat32(const Napi::Value& value, const std::string& field, const std::vector<int64_t>& shape) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw TypeErrorFor(kWhere, field, "a Float32Array");
-  }
-  auto array = value.As<Napi::Float32Array>();
-  at::Tensor t = at::empty(shape, at::kFloat);
-  if (t.numel() != static_cast<int64_t>(array.ElementLength())) {
-    throw RangeErrorFor(kWhere, field, "has " + std::to_string(array.ElementLength()) + " elements but its shape needs " +
-                                           std::to_string(t.numel()));
-  }
-  if (t.numel() > 0) std::memcpy(t.data_ptr<float>(), array.Data(), t.numel() * sizeof(float));
-  return t;
-}
-
-std::vector<int64_t> ParseShapeOption(const Napi::Value& value, const std::string& field) {
-  if (!value.IsArray()) throw TypeErrorFor(kWhere, field, "an array of positive integers");
-  auto arr = value.As<Napi::Array>();
-  if (arr.Length() == 0) throw RangeErrorFor(kWhere, field, "must have at least one dimension (got [])");
-  std::vector<int64_t> shape;
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value d = arr.Get(i);
-    const double v = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : 0.0;
-    if (!d.IsNumber() || !(v >= 1 && v <= 9.0e15) || std::floor(v) != v) {
-      throw TypeErrorFor(kWhere, field + "[" + std::to_string(i) + "]", "a positive integer");
-    }
-    shape.push_back(static_cast<int64_t>(v));
-  }
-  return shape;
-}
-
 ExecuteInputs ParseInputs(const Napi::Object& opts, const ModelHandle& model) {
   ExecuteInputs in;
   in.graphMode = ParseGraphMode(opts.Get("cudaGraph"), kWhere, "opts.cudaGraph");
-  in.shape = ParseShapeOption(opts.Get("shape"), "opts.shape");
-  in.x = CopyFloat32(opts.Get("x"), "opts.x", in.shape);
+  in.shape = ParseShape(opts.Get("shape"), kWhere, "opts.shape");
+  in.x = CopyFloat32(opts.Get("x"), kWhere, "opts.x", in.shape);
 
   const Napi::Value cond = opts.Get("cond");
   const Napi::Value uncond = opts.Get("uncond");
@@ -84,15 +147,15 @@ ExecuteInputs ParseInputs(const Napi::Object& opts, const ModelHandle& model) {
                        std::string(kWhere) + ": opts.cond was given but the model's forward takes (x, t) only",
                        "ERR_SCIRE_UNEXPECTED_COND");
     }
-    const std::vector<int64_t> condShape = ParseShapeOption(opts.Get("condShape"), "opts.condShape");
+    const std::vector<int64_t> condShape = ParseShape(opts.Get("condShape"), kWhere, "opts.condShape");
     if (condShape[0] != in.shape[0]) {
       throw RangeErrorFor(kWhere, "opts.condShape[0]", "must equal the batch size shape[0] = " +
                                                            std::to_string(in.shape[0]) + " (got " +
                                                            std::to_string(condShape[0]) + ")");
     }
-    in.cond = CopyFloat32(cond, "opts.cond", condShape);
+    in.cond = CopyFloat32(cond, kWhere, "opts.cond", condShape);
     if (!uncond.IsUndefined()) {
-      in.uncond = CopyFloat32(uncond, "opts.uncond", condShape);
+      in.uncond = CopyFloat32(uncond, kWhere, "opts.uncond", condShape);
       if (!scale.IsNumber() || !std::isfinite(scale.As<Napi::Number>().DoubleValue())) {
         throw TypeErrorFor(kWhere, "opts.guidanceScale", "a finite number when opts.uncond is given");
       }
@@ -114,40 +177,6 @@ ExecuteInputs ParseInputs(const Napi::Object& opts, const ModelHandle& model) {
   return in;
 }
 
-// ------------------------------------------------------------------ shared run state
-
-/** What the worker and the thread-safe-function callbacks share; touched on the JS thread only
- *  after the worker finished (or, for the abort flags, atomically). */
-struct RunState {
-  explicit RunState(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise::Deferred deferred;
-  AbortFlagPtr userAbort;                 // from opts.abortHandle (may be null)
-  AbortFlagPtr signalAbort;               // set by the 'abort' listener on opts.signal
-  Napi::ObjectReference signal;           // opts.signal, to remove the listener at the end
-  Napi::FunctionReference signalListener;
-  AbortFlag stop;                         // set when onStep threw
-  Napi::ThreadSafeFunction progress;      // valid when onStep was given
-  bool hasProgress = false;
-  Napi::Reference<Napi::Value> callbackError;  // what onStep threw
-  bool callbackFailed = false;
-
-  bool StopRequested() const {
-    return stop.IsSet() || (userAbort && userAbort->IsSet()) || (signalAbort && signalAbort->IsSet());
-  }
-
-  // Removes the 'abort' listener from opts.signal (JS thread).
-  void DetachSignal() {
-    if (signal.IsEmpty()) return;
-    Napi::Value remove = signal.Value().Get("removeEventListener");
-    if (remove.IsFunction()) {
-      remove.As<Napi::Function>().Call(signal.Value(), {Napi::String::New(signal.Env(), "abort"), signalListener.Value()});
-    }
-    signal.Reset();
-    signalListener.Reset();
-  }
-};
-using RunStatePtr = std::shared_ptr<RunState>;
-
 struct StepEvent {
   int nfe;
   int total;
@@ -155,78 +184,62 @@ struct StepEvent {
   double tCont;
 };
 
-struct AbortedRun {};  // thrown inside the worker when the flag is seen
+// ------------------------------------------------------------------ the request
 
-// ------------------------------------------------------------------ the worker
-
-using Clock = std::chrono::steady_clock;
-double MsSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-class ExecuteWorker : public Napi::AsyncWorker {
+class ExecuteRequest : public Request {
  public:
-  ExecuteWorker(Napi::Env env, ModelPtr model, PlanSpec plan, ExecuteInputs inputs, RunStatePtr state)
-      : Napi::AsyncWorker(env, "scire.execute"),
-        model_(std::move(model)),
-        plan_(std::move(plan)),
-        inputs_(std::move(inputs)),
-        state_(std::move(state)),
+  ExecuteRequest(Napi::Env env, ModelPtr model, PlanSpec plan, ExecuteInputs inputs)
+      : Request(env, kWhere), model_(std::move(model)), plan_(std::move(plan)), inputs_(std::move(inputs)),
         shape_(inputs_.shape) {}
 
- protected:
-  void Execute() override {
-    try {
-      Run();
-    } catch (const AbortedRun&) {
-      aborted_ = true;
-      SetError("aborted");
-    } catch (...) {
-      failure_ = CaptureCurrentException(kWhere);
-      SetError(failure_.message);
-    }
-    inputs_ = ExecuteInputs();  // free the host copies now, not when the JS side collects
+  // ---- JS thread, before Submit
+  void SetOnStep(const Napi::Function& fn) { onStep_ = Napi::Persistent(fn); }
+  void WatchAbortHandle(const AbortFlagPtr& flag) {
+    SetUserAbort(flag);
+    handleFlag_ = flag;
+    std::weak_ptr<Request> weak = weak_from_this();
+    handleListener_ = flag->AddListener([weak] {
+      if (auto self = weak.lock()) self->AbortFromJs();
+    });
+  }
+  void WatchSignal(Napi::Env env, const Napi::Object& signal) {
+    std::weak_ptr<Request> weak = weak_from_this();
+    Napi::Function listener = Napi::Function::New(
+        env,
+        [weak](const Napi::CallbackInfo&) {
+          if (auto self = weak.lock()) self->AbortFromJs();
+        },
+        "onAbort");
+    signal.Get("addEventListener").As<Napi::Function>().Call(signal, {Napi::String::New(env, "abort"), listener});
+    signal_ = Napi::Persistent(signal);
+    signalListener_ = Napi::Persistent(listener);
   }
 
-  void OnOK() override { Settle(); }
-  void OnError(const Napi::Error&) override { Settle(); }
-
- private:
-  void Run() {
+ protected:
+  // ---- owner thread
+  void Run() override {
     c10::InferenceMode inference;
-    std::lock_guard<std::mutex> lock(model_->mutex);
     const auto started = Clock::now();
     const at::Device device = model_->device;
-    const bool cuda = device.is_cuda();
-    const bool guided = inputs_.uncond.defined();
-    if (inputs_.graphMode == GraphMode::kOn || (cuda && inputs_.graphMode == GraphMode::kAuto)) {
+    if (inputs_.graphMode == GraphMode::kOn || (device.is_cuda() && inputs_.graphMode == GraphMode::kAuto)) {
       return RunAsGraph(started);
     }
-
-    // The eager path is the capturable loop (cuda_graph.h RunPlanOps) with this run's hooks:
-    // the abort check before each evaluation, progress after it, the network timing.
+    // The eager path is the executor loop with this run's hooks: the abort check before each
+    // evaluation, progress after it, the network timing.
     PlanRunInputs in;
     in.x = inputs_.x.to(device);
-    in.guided = guided;
+    in.guided = inputs_.uncond.defined();
     in.guidanceScale = inputs_.guidanceScale;
     if (inputs_.cond.defined()) {
-      const at::Tensor cond = guided ? at::cat({inputs_.uncond, inputs_.cond}) : inputs_.cond;
+      const at::Tensor cond = in.guided ? at::cat({inputs_.uncond, inputs_.cond}) : inputs_.cond;
       in.cond = cond.to(device, model_->dtype).contiguous();
     }
     PlanRunHooks hooks;
     hooks.timeModel = true;
     hooks.beforeEval = [this] {
-      if (state_->StopRequested()) throw AbortedRun();
+      if (StopRequested()) throw AbortedRun();
     };
-    hooks.afterEval = [this](const PlanStep& step) {
-      ++nfe_;
-      if (!state_->hasProgress) return;
-      const StepEvent ev{nfe_, plan_.nfe, step.t, step.tCont};
-      RunStatePtr state = state_;
-      state_->progress.NonBlockingCall([state, ev](Napi::Env env, Napi::Function onStep) {
-        DeliverStep(env, onStep, *state, ev);
-      });
-    };
+    hooks.afterEval = [this](const PlanStep& step) { ReportStep(step); };
     in.evalSums = EvalSumsBuffer(device);
     const at::Tensor out = RunPlanOps(*model_, plan_, in, &hooks);
     result_ = out.to(at::kCPU).contiguous();  // waits for the device
@@ -236,11 +249,69 @@ class ExecuteWorker : public Napi::AsyncWorker {
     modelMs_ = hooks.modelMs;
   }
 
+  void ReleaseInputs() override { inputs_ = ExecuteInputs(); }
+
+  // ---- JS thread
+  Napi::Value OverrideError(Napi::Env env) override {
+    return callbackError_.IsEmpty() ? Napi::Value() : callbackError_.Value();
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    const size_t n = static_cast<size_t>(result_.numel());
+    Napi::Float32Array data = Napi::Float32Array::New(env, n);
+    if (n > 0) std::memcpy(data.Data(), result_.data_ptr<float>(), n * sizeof(float));
+    result_ = at::Tensor();
+    Napi::Array shape = Napi::Array::New(env, shape_.size());
+    for (uint32_t i = 0; i < shape_.size(); ++i) shape.Set(i, static_cast<double>(shape_[i]));
+    Napi::Object timings = Napi::Object::New(env);
+    timings.Set("totalMs", totalMs_);
+    timings.Set("modelMs", modelMs_);
+    timings.Set("solverMs", std::isnan(modelMs_) ? modelMs_ : std::max(0.0, totalMs_ - modelMs_));
+    timings.Set("device", DeviceName(model_->device));
+    timings.Set("cudaGraph", graphStatus_);
+    if (!graphReason_.empty()) timings.Set("cudaGraphReason", graphReason_);
+    if (graphStatus_ == "captured") timings.Set("cudaGraphCaptureMs", graphCaptureMs_);
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("data", data);
+    result.Set("shape", shape);
+    result.Set("nfe", nfe_);
+    // 1-based index of the first evaluation whose model output was not finite, 0 when all
+    // were finite, -1 when not measured.
+    result.Set("nonFiniteEval", nonFiniteEval_);
+    result.Set("finite", resultFinite_);  // no NaN / Infinity in data
+    result.Set("timings", timings);
+    return result;
+  }
+
+  void ReleaseJs(bool canCallJs) override {
+    if (handleFlag_) {
+      handleFlag_->RemoveListener(handleListener_);
+      handleFlag_.reset();
+    }
+    if (canCallJs && !signal_.IsEmpty()) {
+      try {
+        Napi::Env env = signal_.Env();
+        Napi::HandleScope scope(env);
+        Napi::Value remove = signal_.Value().Get("removeEventListener");
+        if (remove.IsFunction()) {
+          remove.As<Napi::Function>().Call(signal_.Value(), {Napi::String::New(env, "abort"), signalListener_.Value()});
+        }
+      } catch (...) {
+        // a signal whose removeEventListener throws: nothing left to undo
+      }
+    }
+    signal_.Reset();
+    signalListener_.Reset();
+    onStep_.Reset();
+    callbackError_.Reset();
+  }
+
+ private:
   // The whole plan as one CUDA graph (cuda_graph.h): x_T in and the result out through pinned
   // memory, no synchronisation in between. The network and the solver share one launch, so
   // modelMs / solverMs are not measured (NaN); step events are delivered after the run.
   void RunAsGraph(Clock::time_point started) {
-    if (state_->StopRequested()) throw AbortedRun();
+    if (StopRequested()) throw AbortedRun();
     const at::Device device = model_->device;
     PlanRunInputs in;
     in.x = UploadToDevice(inputs_.x, device);
@@ -261,14 +332,7 @@ class ExecuteWorker : public Napi::AsyncWorker {
     graphReason_ = run.fallbackReason;
     graphCaptureMs_ = run.capturedNow ? run.warmupMs + run.captureMs : 0.0;
     for (const PlanStep& step : plan_.steps) {
-      if (step.kind != PlanStep::Kind::Eval) continue;
-      ++nfe_;
-      if (!state_->hasProgress) continue;
-      const StepEvent ev{nfe_, plan_.nfe, step.t, step.tCont};
-      RunStatePtr state = state_;
-      state_->progress.NonBlockingCall([state, ev](Napi::Env env, Napi::Function onStep) {
-        DeliverStep(env, onStep, *state, ev);
-      });
+      if (step.kind == PlanStep::Kind::Eval) ReportStep(step);
     }
   }
 
@@ -295,131 +359,46 @@ class ExecuteWorker : public Napi::AsyncWorker {
     nonFiniteEval_ = 0;
   }
 
-  // Whether the result is finite, found here on the worker thread (a float64 sum of finite
+  // Whether the result is finite, found here on the owner thread (a float64 sum of finite
   // float32 values cannot overflow) so that JS need not scan it.
   void CheckResultFinite() {
     resultFinite_ = result_.numel() == 0 || std::isfinite(result_.sum(at::kDouble).item<double>());
   }
 
-  static void DeliverStep(Napi::Env env, Napi::Function onStep, RunState& state, const StepEvent& ev) {
-    if (state.callbackFailed) return;
+  // Owner thread: counts the evaluation and queues its step event for onStep.
+  void ReportStep(const PlanStep& step) {
+    ++nfe_;
+    if (!hasOnStep_) return;
+    const StepEvent ev{nfe_, plan_.nfe, step.t, step.tCont};
+    PostToJs([this, ev](Napi::Env env) { DeliverStep(env, ev); });  // PostToJs keeps `this` alive
+  }
+
+  // JS thread: calls onStep; a throw stops the run and becomes the promise's rejection.
+  void DeliverStep(Napi::Env env, const StepEvent& ev) {
+    if (!callbackError_.IsEmpty() || onStep_.IsEmpty()) return;
+    Napi::HandleScope scope(env);
     Napi::Object o = Napi::Object::New(env);
     o.Set("nfe", ev.nfe);
     o.Set("total", ev.total);
     o.Set("t", ev.t);
     o.Set("tCont", ev.tCont);
     try {
-      onStep.Call({o});
+      onStep_.Call({o});
     } catch (const Napi::Error& e) {
-      state.callbackFailed = true;
-      state.callbackError = Napi::Persistent(static_cast<Napi::Value>(e.Value()));
-      state.stop.Set();
+      callbackError_ = Napi::Persistent(static_cast<Napi::Value>(e.Value()));
+      RequestStop();
     }
   }
 
-  // Settles the promise after every queued step event (same FIFO queue), then releases the
-  // thread-safe function so the event loop may exit.
-  void Settle() {
-    auto outcome = std::make_shared<Outcome>();
-    outcome->aborted = aborted_;
-    outcome->failed = !aborted_ && !failure_.message.empty();
-    outcome->failure = failure_;
-    outcome->result = std::move(result_);
-    outcome->shape = shape_;
-    outcome->nfe = nfe_;
-    outcome->totalMs = totalMs_;
-    outcome->modelMs = modelMs_;
-    outcome->device = DeviceName(model_->device);
-    outcome->graphStatus = graphStatus_;
-    outcome->graphReason = graphReason_;
-    outcome->graphCaptureMs = graphCaptureMs_;
-    outcome->nonFiniteEval = nonFiniteEval_;
-    outcome->resultFinite = resultFinite_;
-    RunStatePtr state = state_;
-    if (state->hasProgress) {
-      const napi_status st = state->progress.NonBlockingCall(
-          [state, outcome](Napi::Env env, Napi::Function) { Finish(env, *state, *outcome); });
-      state->progress.Release();
-      if (st == napi_ok) return;
-    }
-    Finish(Env(), *state, *outcome);
-  }
+ public:
+  bool hasOnStep_ = false;  // set before Submit (read on the owner thread)
 
-  struct Outcome {
-    bool aborted = false, failed = false;
-    Failure failure;
-    at::Tensor result;
-    std::vector<int64_t> shape;
-    int nfe = 0;
-    double totalMs = 0, modelMs = 0;
-    std::string device;
-    std::string graphStatus = "off", graphReason;  // timings.cudaGraph / cudaGraphReason
-    double graphCaptureMs = 0;
-    int nonFiniteEval = -1;
-    bool resultFinite = true;
-  };
-
-  static void Finish(Napi::Env env, RunState& state, Outcome& outcome) {
-    Napi::HandleScope scope(env);
-    try {
-      state.DetachSignal();
-    } catch (const Napi::Error&) {
-      // a signal whose removeEventListener throws: nothing left to undo
-    }
-    if (state.callbackFailed) {
-      state.deferred.Reject(state.callbackError.Value());
-      state.callbackError.Reset();
-    } else if (outcome.aborted) {
-      state.deferred.Reject(MakeAbortError(env).Value());
-    } else if (outcome.failed) {
-      state.deferred.Reject(outcome.failure.ToJs(env).Value());
-    } else {
-      // Runs inside a thread-safe-function call or AsyncWorker::OnOK, which pass on only
-      // Napi::Error: any other exception here would terminate the process, so reject instead.
-      try {
-        Resolve(env, state, outcome);
-      } catch (const Napi::Error& e) {
-        state.deferred.Reject(e.Value());
-      } catch (...) {
-        state.deferred.Reject(CaptureCurrentException(kWhere).ToJs(env).Value());
-      }
-    }
-  }
-
-  // Builds the result object and resolves the promise (JS thread).
-  static void Resolve(Napi::Env env, RunState& state, Outcome& outcome) {
-    const size_t n = static_cast<size_t>(outcome.result.numel());
-    Napi::Float32Array data = Napi::Float32Array::New(env, n);
-    if (n > 0) std::memcpy(data.Data(), outcome.result.data_ptr<float>(), n * sizeof(float));
-    outcome.result = at::Tensor();
-    Napi::Array shape = Napi::Array::New(env, outcome.shape.size());
-    for (uint32_t i = 0; i < outcome.shape.size(); ++i) shape.Set(i, static_cast<double>(outcome.shape[i]));
-    Napi::Object timings = Napi::Object::New(env);
-    timings.Set("totalMs", outcome.totalMs);
-    timings.Set("modelMs", outcome.modelMs);
-    timings.Set("solverMs", std::isnan(outcome.modelMs) ? outcome.modelMs
-                                                        : std::max(0.0, outcome.totalMs - outcome.modelMs));
-    timings.Set("device", outcome.device);
-    timings.Set("cudaGraph", outcome.graphStatus);
-    if (!outcome.graphReason.empty()) timings.Set("cudaGraphReason", outcome.graphReason);
-    if (outcome.graphStatus == "captured") timings.Set("cudaGraphCaptureMs", outcome.graphCaptureMs);
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("data", data);
-    result.Set("shape", shape);
-    result.Set("nfe", outcome.nfe);
-    // 1-based index of the first evaluation whose model output was not finite, 0 when all
-    // were finite, -1 when not measured.
-    result.Set("nonFiniteEval", outcome.nonFiniteEval);
-    result.Set("finite", outcome.resultFinite);  // no NaN / Infinity in data
-    result.Set("timings", timings);
-    state.deferred.Resolve(result);
-  }
-
+ private:
   ModelPtr model_;
   PlanSpec plan_;
   ExecuteInputs inputs_;
-  RunStatePtr state_;
   std::vector<int64_t> shape_;
+  // owner thread, then JS thread after the completion
   at::Tensor result_;
   int nfe_ = 0;
   double totalMs_ = 0, modelMs_ = 0;
@@ -427,9 +406,16 @@ class ExecuteWorker : public Napi::AsyncWorker {
   double graphCaptureMs_ = 0;
   int nonFiniteEval_ = -1;
   bool resultFinite_ = true;
-  bool aborted_ = false;
-  Failure failure_;
+  // JS thread
+  Napi::FunctionReference onStep_;
+  Napi::Reference<Napi::Value> callbackError_;
+  Napi::ObjectReference signal_;
+  Napi::FunctionReference signalListener_;
+  AbortFlagPtr handleFlag_;
+  uint64_t handleListener_ = 0;
 };
+
+}  // namespace
 
 // ------------------------------------------------------------------ model.execute(plan, opts)
 
@@ -437,52 +423,37 @@ Napi::Value ExecuteJs(const Napi::CallbackInfo& info, Model& model) {
   Napi::Env env = info.Env();
   ModelPtr handle = model.Handle();
   if (info.Length() < 2 || !info[1].IsObject()) {
-    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, signal?, abortHandle? }");
+    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, signal?, abortHandle?, cudaGraph? }");
   }
   PlanSpec plan = ParsePlan(info[0]);
   const Napi::Object opts = info[1].As<Napi::Object>();
   ExecuteInputs inputs = ParseInputs(opts, *handle);
 
-  auto state = std::make_shared<RunState>(env);
+  AbortFlagPtr userAbort;
   const Napi::Value abortHandle = opts.Get("abortHandle");
-  if (!abortHandle.IsUndefined()) state->userAbort = AbortFlagFromValue(abortHandle, "execute: opts.abortHandle");
+  if (!abortHandle.IsUndefined()) userAbort = AbortFlagFromValue(abortHandle, "execute: opts.abortHandle");
   const Napi::Value onStep = opts.Get("onStep");
   if (!onStep.IsUndefined() && !onStep.IsFunction()) throw TypeErrorFor(kWhere, "opts.onStep", "a function");
   const Napi::Value signal = opts.Get("signal");
-  if (!signal.IsUndefined()) {
-    if (!signal.IsObject() || !signal.As<Napi::Object>().Get("addEventListener").IsFunction()) {
-      throw TypeErrorFor(kWhere, "opts.signal", "an AbortSignal");
-    }
-    Napi::Object sig = signal.As<Napi::Object>();
-    if (sig.Get("aborted").ToBoolean().Value()) {
-      state->deferred.Reject(MakeAbortError(env).Value());
-      return state->deferred.Promise();
-    }
-    auto flag = std::make_shared<AbortFlag>();
-    Napi::Function listener = Napi::Function::New(env, [flag](const Napi::CallbackInfo&) { flag->Set(); }, "onAbort");
-    sig.Get("addEventListener").As<Napi::Function>().Call(sig, {Napi::String::New(env, "abort"), listener});
-    state->signalAbort = flag;
-    state->signal = Napi::Persistent(sig);
-    state->signalListener = Napi::Persistent(listener);
+  if (!signal.IsUndefined() && (!signal.IsObject() || !signal.As<Napi::Object>().Get("addEventListener").IsFunction())) {
+    throw TypeErrorFor(kWhere, "opts.signal", "an AbortSignal");
   }
+  const bool alreadyAborted = (userAbort && userAbort->IsSet()) ||
+                              (!signal.IsUndefined() && signal.As<Napi::Object>().Get("aborted").ToBoolean().Value());
+  if (alreadyAborted) {
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Reject(MakeAbortError(env).Value());
+    return deferred.Promise();
+  }
+
+  auto request = std::make_shared<ExecuteRequest>(env, handle, std::move(plan), std::move(inputs));
+  if (userAbort) request->WatchAbortHandle(userAbort);
+  if (!signal.IsUndefined()) request->WatchSignal(env, signal.As<Napi::Object>());
   if (!onStep.IsUndefined()) {
-    // Unlimited queue: NonBlockingCall never fails for a full queue and never blocks.
-    state->progress = Napi::ThreadSafeFunction::New(env, onStep.As<Napi::Function>(), "scire.execute.onStep", 0, 1);
-    state->hasProgress = true;
+    request->SetOnStep(onStep.As<Napi::Function>());
+    request->hasOnStep_ = true;
   }
-  auto* worker = new ExecuteWorker(env, std::move(handle), std::move(plan), std::move(inputs), state);
-  worker->Queue();
-  return state->deferred.Promise();
+  return model.Runtime().Submit(request);
 }
-
-void InitExecutorExports(Napi::Env env, Napi::Object exports) {
-  exports.Set("createAbortHandle", Napi::Function::New(env, CreateAbortHandle, "createAbortHandle"));
-  AddKernelBindings(env, exports);
-}
-
-[[maybe_unused]] const bool kExecuteRegistered = RegisterModelMethod("execute", &ExecuteJs);
-[[maybe_unused]] const bool kExportsRegistered = RegisterExports(&InitExecutorExports);
-
-}  // namespace
 
 }  // namespace scire

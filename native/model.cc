@@ -9,9 +9,12 @@
 #include <utility>
 
 #include "addon_data.h"
+#include "cuda_graph.h"
 #include "device_dtype.h"
 #include "errors.h"
+#include "model_runtime.h"
 #include "promise_worker.h"
+#include "shape.h"
 
 namespace scire {
 
@@ -20,23 +23,6 @@ namespace {
 // Tags the External that carries a loaded handle into the Model constructor, so that
 // `new Model(anything)` from JS is refused.
 constexpr napi_type_tag kHandleTag = {0x3c9e61f04b2a4d17ULL, 0x9b0d2f7e55c1a864ULL};
-
-struct RegisteredMethod {
-  std::string name;
-  ModelMethod method;
-};
-std::vector<RegisteredMethod>& MethodRegistry() {
-  static std::vector<RegisteredMethod> registry;
-  return registry;
-}
-
-std::string ShapeString(c10::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << '[';
-  for (size_t i = 0; i < sizes.size(); ++i) s << (i ? ", " : "") << sizes[i];
-  s << ']';
-  return s.str();
-}
 
 // ------------------------------------------------------------------ load-time checks
 void CheckModelFile(const std::string& path) {
@@ -141,66 +127,54 @@ class LoadWorker : public PromiseWorker {
 };
 
 // ------------------------------------------------------------------ forward on host data
-class ForwardWorker : public PromiseWorker {
+class ForwardRequest : public Request {
  public:
-  ForwardWorker(Napi::Env env, ModelPtr handle, std::vector<float> x, std::vector<int64_t> shape, double t)
-      : PromiseWorker(env, "forward"), handle_(std::move(handle)), x_(std::move(x)), shape_(std::move(shape)), t_(t) {}
+  ForwardRequest(Napi::Env env, ModelPtr handle, at::Tensor x, double t)
+      : Request(env, "forward"), handle_(std::move(handle)), x_(std::move(x)), t_(t) {}
 
  protected:
   void Run() override {
     c10::InferenceMode inference;
     std::lock_guard<std::mutex> lock(handle_->mutex);
-    auto x = torch::from_blob(x_.data(), shape_, torch::kFloat32).to(handle_->device, handle_->dtype);
+    auto x = x_.to(handle_->device, handle_->dtype);
     // The model input time goes in as float32 whatever the model dtype (precision of t).
-    auto t = torch::full({shape_[0]}, t_, torch::TensorOptions().dtype(torch::kFloat32).device(handle_->device));
+    auto t = torch::full({x_.size(0)}, t_, torch::TensorOptions().dtype(torch::kFloat32).device(handle_->device));
     at::Tensor raw;
     try {
       raw = RunModel(*handle_, x, t);
     } catch (...) {
       RethrowModelCallError({0, 0, t_, DescribeModelInputs(x, t, nullptr)});
     }
-    auto y = raw.to(torch::kCPU, torch::kFloat32).contiguous();
-    out_.assign(y.data_ptr<float>(), y.data_ptr<float>() + y.numel());
+    out_ = raw.to(torch::kCPU, torch::kFloat32).contiguous();
   }
 
-  Napi::Value Resolve(Napi::Env env) override {
-    auto out = Napi::Float32Array::New(env, out_.size());
-    if (!out_.empty()) std::memcpy(out.Data(), out_.data(), out_.size() * sizeof(float));
+  void ReleaseInputs() override { x_ = at::Tensor(); }
+
+  Napi::Value Result(Napi::Env env) override {
+    auto out = Napi::Float32Array::New(env, static_cast<size_t>(out_.numel()));
+    if (out_.numel() > 0) std::memcpy(out.Data(), out_.data_ptr<float>(), out_.numel() * sizeof(float));
+    out_ = at::Tensor();
     return out;
   }
 
  private:
   ModelPtr handle_;  // keeps the module alive even if dispose() runs meanwhile
-  std::vector<float> x_;
-  std::vector<int64_t> shape_;
+  at::Tensor x_;
   double t_;
-  std::vector<float> out_;
+  at::Tensor out_;
 };
 
-// ------------------------------------------------------------------ JS argument parsing
-std::vector<int64_t> ParseShape(const Napi::Value& value, const std::string& where, size_t length) {
-  if (!value.IsArray()) throw TypeErrorFor(where, "shape", "an array of positive integers");
-  auto arr = value.As<Napi::Array>();
-  if (arr.Length() == 0) throw RangeErrorFor(where, "shape", "must have at least one dimension (got [])");
-  std::vector<int64_t> shape;
-  int64_t numel = 1;
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value d = arr.Get(i);
-    const double v = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1.0;
-    if (!d.IsNumber() || !(v >= 1) || v != static_cast<double>(static_cast<int64_t>(v)) || v > 9.007199254740991e15) {
-      throw TypeErrorFor(where, "shape[" + std::to_string(i) + "]", "a positive integer");
-    }
-    shape.push_back(static_cast<int64_t>(v));
-    numel *= shape.back();
-  }
-  if (numel != static_cast<int64_t>(length)) {
-    std::ostringstream s;
-    s << "has " << numel << " elements (" << ShapeString(shape) << ") but x.length is " << length;
-    throw RangeErrorFor(where, "shape", s.str());
-  }
-  return shape;
+// Model.prototype methods: info.Data() is the table entry (addon.cc).
+Napi::Value CallModelMethod(const Napi::CallbackInfo& info) {
+  const auto* entry = static_cast<const ModelMethodEntry*>(info.Data());
+  return GuardJs(info.Env(), entry->name, [&]() -> Napi::Value {
+    return entry->method(info, *Model::FromValue(info.This(), "this"));
+  });
 }
 
+}  // namespace
+
+// ------------------------------------------------------------------ loadModel
 Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return GuardPromise(env, "loadModel", [&]() -> Napi::Value {
@@ -222,6 +196,7 @@ Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
         dtype = dt.As<Napi::String>();
       }
     }
+    CheckIntraOpThreadsEnv();
     const torch::Device parsed_device = ParseDevice("loadModel", device);
     const torch::ScalarType parsed_dtype = ParseDType("loadModel", dtype);
     auto* worker = new LoadWorker(env, path, device, parsed_device, parsed_dtype);
@@ -230,16 +205,6 @@ Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
     return promise;
   });
 }
-
-Napi::Value CallRegisteredMethod(const Napi::CallbackInfo& info) {
-  const auto index = reinterpret_cast<uintptr_t>(info.Data());
-  const RegisteredMethod& entry = MethodRegistry().at(index);
-  return GuardJs(info.Env(), entry.name, [&]() -> Napi::Value {
-    return entry.method(info, *Model::FromValue(info.This(), "this"));
-  });
-}
-
-}  // namespace
 
 // ------------------------------------------------------------------ RunModel
 torch::Tensor RunModel(ModelHandle& handle, const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor* cond) {
@@ -271,28 +236,20 @@ torch::Tensor RunModel(ModelHandle& handle, const torch::Tensor& x, const torch:
 }
 
 // ------------------------------------------------------------------ Model
-bool RegisterModelMethod(const char* name, ModelMethod method) {
-  MethodRegistry().push_back({name, method});
-  return true;
-}
-
-void Model::Init(Napi::Env env, Napi::Object exports) {
+void Model::Init(Napi::Env env, Napi::Object exports, const ModelMethodEntry* methods, size_t count) {
   Napi::Function ctor = DefineClass(env, "Model",
                                     {
                                         InstanceAccessor<&Model::GetInfo>("info"),
                                         InstanceAccessor<&Model::GetDisposed>("disposed"),
-                                        InstanceMethod<&Model::Forward>("forward"),
-                                        InstanceMethod<&Model::Dispose>("dispose"),
                                     });
   Napi::Object prototype = ctor.Get("prototype").As<Napi::Object>();
-  const auto& registry = MethodRegistry();
-  for (size_t i = 0; i < registry.size(); ++i) {
-    prototype.Set(registry[i].name,
-                  Napi::Function::New(env, CallRegisteredMethod, registry[i].name, reinterpret_cast<void*>(i)));
+  for (size_t i = 0; i < count; ++i) {
+    // The table is static: its entries outlive every environment.
+    prototype.Set(methods[i].name, Napi::Function::New(env, CallModelMethod, methods[i].name,
+                                                       const_cast<ModelMethodEntry*>(&methods[i])));
   }
   GetAddonData(env).modelConstructor = Napi::Persistent(ctor);
   exports.Set("Model", ctor);
-  exports.Set("loadModel", Napi::Function::New(env, LoadModelJs, "loadModel"));
 }
 
 Napi::Object Model::NewInstance(Napi::Env env, ModelPtr handle) {
@@ -327,6 +284,19 @@ Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
   o.Set("requiredInputs", handle_->requiredInputs);
   o.Freeze();
   info_ = Napi::Persistent(o);
+  const size_t slash = handle_->path.find_last_of('/');
+  runtime_ = GuardJs(env, "loadModel", [&] {
+    return ModelRuntime::Start(env, slash == std::string::npos ? handle_->path : handle_->path.substr(slash + 1));
+  });
+}
+
+Model::~Model() {
+  // Garbage-collected (or the environment is going away): requests still pending finish and
+  // settle first; the thread ends after them. Nothing may throw out of a destructor.
+  try {
+    if (runtime_) runtime_->OwnerGone();
+  } catch (...) {
+  }
 }
 
 ModelPtr Model::Handle() const {
@@ -340,28 +310,45 @@ Napi::Value Model::GetInfo(const Napi::CallbackInfo&) { return info_.Value(); }
 
 Napi::Value Model::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !handle_); }
 
-Napi::Value Model::Forward(const Napi::CallbackInfo& info) {
+Napi::Value Model::ForwardJs(const Napi::CallbackInfo& info, Model& model) {
   Napi::Env env = info.Env();
   return GuardPromise(env, "forward", [&]() -> Napi::Value {
-    ModelPtr handle = Handle();
+    ModelPtr handle = model.Handle();
     if (info.Length() < 3) throw TypeErrorFor("forward", "arguments", "(x: Float32Array, shape: number[], t: number)");
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
       throw TypeErrorFor("forward", "x", "a Float32Array");
     }
-    auto x = info[0].As<Napi::Float32Array>();
-    std::vector<int64_t> shape = ParseShape(info[1], "forward", x.ElementLength());
+    const size_t length = info[0].As<Napi::Float32Array>().ElementLength();
+    std::vector<int64_t> shape = ParseShape(info[1], "forward", "shape");
+    if (ShapeNumel(shape) != static_cast<int64_t>(length)) {
+      throw RangeErrorFor("forward", "shape", "has " + std::to_string(ShapeNumel(shape)) + " elements (" +
+                                                  ShapeString(shape) + ") but x.length is " + std::to_string(length));
+    }
     if (!info[2].IsNumber() || !std::isfinite(info[2].As<Napi::Number>().DoubleValue())) {
       throw TypeErrorFor("forward", "t", "a finite number (the model input time)");
     }
-    std::vector<float> data(x.Data(), x.Data() + x.ElementLength());
-    auto* worker = new ForwardWorker(env, std::move(handle), std::move(data), std::move(shape),
-                                     info[2].As<Napi::Number>().DoubleValue());
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    at::Tensor x = CopyFloat32(info[0], "forward", "x", shape);
+    auto request = std::make_shared<ForwardRequest>(env, std::move(handle), std::move(x),
+                                                    info[2].As<Napi::Number>().DoubleValue());
+    return model.Runtime().Submit(request);
   });
 }
 
-void Model::Dispose(const Napi::CallbackInfo&) { handle_.reset(); }
+Napi::Value Model::DisposeJs(const Napi::CallbackInfo& info, Model& model) {
+  if (model.handle_) {
+    model.runtime_->Dispose(info.Env());
+    ForgetGraphs(model.handle_.get());  // the model's CUDA graphs and their memory pools
+    model.handle_.reset();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Model::ClearCudaGraphsJs(const Napi::CallbackInfo& info, Model& model) {
+  const ModelPtr handle = model.Handle();
+  // Synchronises the graphs' device: a CUDA error becomes a JS error, not a terminate.
+  return GuardJs(info.Env(), "clearCudaGraphs", [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(ForgetGraphs(handle.get())));
+  });
+}
 
 }  // namespace scire

@@ -80,8 +80,7 @@ PlanStep ParseEval(const Napi::Object& o, const std::string& path, RegisterTrack
   PlanStep s;
   s.kind = PlanStep::Kind::Eval;
   s.t = FiniteAt(o.Get("t"), path + ".t");
-  const Napi::Value tCont = o.Get("tCont");
-  s.tCont = tCont.IsUndefined() ? s.t : FiniteAt(tCont, path + ".tCont");
+  s.tCont = FiniteAt(o.Get("tCont"), path + ".tCont");
   s.src = regs.Read(o.Get("src"), path + ".src");
   s.inScale = FiniteAt(o.Get("inScale"), path + ".inScale");
   s.outX = FiniteAt(o.Get("outX"), path + ".outX");
@@ -143,6 +142,10 @@ PlanSpec ParsePlan(const Napi::Value& value) {
   RegisterTracker regs{std::vector<bool>(spec.numRegs, false), spec.numRegs};
   regs.written[0] = true;
   const Napi::Array ops = ArrayAt(plan.Get("ops"), "plan.ops");
+  if (ops.Length() > kMaxOps) {
+    throw Napi::RangeError::New(plan.Env(), "Expected at most " + std::to_string(kMaxOps) +
+                                                " ops for plan.ops but received " + std::to_string(ops.Length()));
+  }
   spec.steps.reserve(ops.Length());
   int evals = 0;
   for (uint32_t i = 0; i < ops.Length(); ++i) {

@@ -1,9 +1,10 @@
 // A Plan (the contract in lib/plan.ts) copied out of its JS object into plain C++ values
-// on the JS thread, so the worker thread never touches a JS value.
+// on the JS thread, so the model's thread never touches a JS value.
 #pragma once
 
 #include <napi.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -37,15 +38,17 @@ struct PlanSpec {
   int nfe = 0;
 };
 
-/** Largest register count a plan may ask for (a sanity bound: solvers use fewer than 10). */
+/** Limits of a plan, equal to lib/plan.ts MAX_PLAN_REGISTERS / MAX_PLAN_OPS (checkPlan):
+ *  solvers use fewer than 10 registers and fewer than 10 ops per step of at most 10 000 steps. */
 constexpr int kMaxRegisters = 64;
+constexpr uint32_t kMaxOps = 200000;
 
 /**
  * Reads and validates a Plan object. Throws Napi::TypeError for a field of the wrong type
  * and Napi::RangeError for a bad value, each message naming the field path, e.g.
  * "plan.ops[3].terms[1][1] must be an integer register in [0, 5) but received 7".
- * Also checks that no op reads a register before it is written and that nfe equals the
- * number of eval ops.
+ * Also checks that no op reads a register before it is written, that nfe equals the number
+ * of eval ops, and the limits above. The rules are those of lib/plan-check.ts (checkPlan).
  */
 PlanSpec ParsePlan(const Napi::Value& value);
 

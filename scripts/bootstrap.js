@@ -418,6 +418,11 @@ function ensureNativeAddon(stamps) {
     runNodeGyp(requireNodeDir(), { logFile });
   }
   if (!fs.existsSync(output)) throw new BootstrapError(`the build finished but ${path.relative(ROOT, output)} is missing`);
+  // cmake-js also builds the testing addon (tests and benchmarks; never shipped).
+  const testing = path.join(BUILD_DIR, 'Release', 'scire_testing.node');
+  if (builder === 'cmake-js' && !fs.existsSync(testing)) {
+    throw new BootstrapError(`the build finished but ${path.relative(ROOT, testing)} is missing`);
+  }
   stamps.native = { hash, builder, options };
 }
 

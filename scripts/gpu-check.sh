@@ -21,7 +21,7 @@
 #   WITH_CUDA [ON]        EXPECT_GPU [1]: 0 = dry run on the CPU (e.g. WITH_CUDA=OFF, Debian LibTorch:
 #                         TORCH_DIR=/usr/lib/x86_64-linux-gnu/cmake/Torch)
 #   ARCHS [90-real;90-virtual]   JOBS [nproc]   WORK [<repo>/_gpu_work/kernels]   OUT [unset]
-#   NODE, ADDON [unset]: a Node and a scire.node to use instead of unpacking and building
+#   NODE, ADDON [unset]: a Node and a scire_testing.node (scire.node + the test entries) to use instead of unpacking and building
 #   GPU_SHARED [<repo>/_gpu_work/shared]: the unpacked Node and the build, shared by the GPU scripts
 #   BENCH_ARGS [GPU: all sizes; dry run: --quick --sizes 64K,1M --iters 3]
 set -Eeuo pipefail

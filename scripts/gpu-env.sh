@@ -6,7 +6,7 @@
 #               $GPU_SHARED/node, or $NODE when set (its headers: $NODE_INCLUDE or <prefix>/include/node)
 #   gpu_torch   the machine's python torch (TORCH_PKG, TORCH_LIB, TORCH_VERSION, TORCH_CUDA, TORCH_GPU),
 #               TORCH_DIR for CMake and, unless WITH_CUDA=OFF, nvcc (NVCC, CUDA_ROOT, CUDACXX, CUDA_HOME)
-#   gpu_addon   ADDON: scire.node configured and built in $GPU_SHARED/build (configure skipped when the
+#   gpu_addon   ADDON: scire_testing.node (scire.node + the test and benchmark entries) configured and built in $GPU_SHARED/build (configure skipped when the
 #               options did not change, the build is incremental, so several scripts in one session
 #               build once), or $ADDON when set (no build); then loaded once, with LD_LIBRARY_PATH
 #               pointing at the pip torch's libraries when a plain load fails. Exports NODE and ADDON.
@@ -148,8 +148,10 @@ gpu_configure_and_build() {
     grep -E 'error|Error' "$GPU_LOGS/build.log" | head -30 >&2; tail -n 20 "$GPU_LOGS/build.log" >&2
     gpu_fail "build failed ($GPU_LOGS/build.log)"
   }
-  ADDON=$(find "$GPU_BUILD" -name scire.node -type f | head -1)
-  [[ -n "$ADDON" ]] || gpu_fail "scire.node was not produced"
+  # The testing addon: the shipped exports plus the benchmark and test entries (lincomb,
+  # benchForward, torchOpsStepper, the graph cache's state) that gpu.js and gpu-check.js use.
+  ADDON=$(find "$GPU_BUILD" -name scire_testing.node -type f | head -1)
+  [[ -n "$ADDON" ]] || gpu_fail "scire_testing.node was not produced"
   gpu_log "built $ADDON"
 }
 

@@ -291,7 +291,11 @@ function buildTools() {
 async function buildFromSource(choice, version) {
   const tools = buildTools();
   const jobs = Math.max(1, Number(env.SCIRE_BUILD_JOBS) || os.cpus().length || 1);
-  const defines = [`--CDNODE_ADDON_API_DIR=${tools.addonApi}`, `--CDSCIRE_WITH_CUDA=${choice.variant === 'cpu' ? 'OFF' : 'ON'}`];
+  const defines = [
+    `--CDNODE_ADDON_API_DIR=${tools.addonApi}`,
+    `--CDSCIRE_WITH_CUDA=${choice.variant === 'cpu' ? 'OFF' : 'ON'}`,
+    '--CDSCIRE_BUILD_TESTING_ADDON=OFF', // an app needs only scire.node
+  ];
   const lt = env.LIBTORCH ? path.resolve(env.LIBTORCH) : choice.variant !== 'cpu' && choice.libtorch ? choice.libtorch.dir : null;
   if (lt) defines.push(`--CDLIBTORCH=${lt}`);
   const logFile = path.join(ROOT, 'build', 'scire-install-build.log');

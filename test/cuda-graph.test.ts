@@ -8,7 +8,8 @@
  * On a machine with a CUDA device and a CUDA build only (skipped elsewhere, with the reason
  * in the test name):
  *   - a graph replay equals the eager run bit for bit; the second call replays the cached
- *     graph; clearCudaGraphs() drops it.
+ *     graph; a smaller batch of the same bucket replays it too (padded, sliced);
+ *     model.clearCudaGraphs() frees it.
  * The GPU timings and the UNet checks live in benchmarks/gpu.sh (one script for a GPU machine).
  */
 import * as path from 'path';
@@ -16,21 +17,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePlan } from '../lib/compile';
 import { executePlan } from '../lib/execute';
 import { Sampler } from '../lib/sampler';
-import { nativeBinding } from '../lib/native';
 import type { NativeModel } from '../lib/native-types';
 import type { Plan } from '../lib/plan';
 import { FIXTURES, flatten, goldenSchedule, loadGolden, scireCaseOptions } from './support/golden';
+import { testingBinding, type TestingModel } from './support/testing-addon';
 
-interface GraphModel extends NativeModel {
-  runPlanOps(plan: Plan, opts: { x: Float32Array; shape: number[] }): Promise<Float32Array>;
-}
-interface GraphBinding {
-  clearCudaGraphs(): number;
-  cudaGraphCount(): number;
-}
+type GraphModel = TestingModel;
 
-const binding = nativeBinding();
-const graphBinding = binding as unknown as GraphBinding;
+// The testing addon: model.runPlanOps and the graph cache's state are test-only entries.
+const binding = testingBinding();
 const info = binding.buildInfo();
 const hasGpu = info.cuda && info.cudaDeviceCount > 0;
 const gpuSkipReason = hasGpu ? '' : ' (skipped: no CUDA device on this machine / CPU-only LibTorch)';
@@ -95,7 +90,7 @@ describe('RunPlanOps (the loop a CUDA graph records)', () => {
 
   it('rejects a bad x with the field named', async () => {
     const plan = compilePlan(scireCaseOptions(schedule, cases[0]));
-    expect(() => model.runPlanOps(plan, { x: new Float32Array(3), shape })).toThrow(/runPlanOps: x has 3 elements but shape needs 128/);
+    expect(() => model.runPlanOps(plan, { x: new Float32Array(3), shape })).toThrow(/runPlanOps: x has 3 elements but its shape needs 128/);
   });
 });
 
@@ -138,7 +133,7 @@ describe('CUDA graph replay' + gpuSkipReason, () => {
   it.skipIf(!hasGpu)('equals the eager run bit for bit, replays the cached graph, and clearCudaGraphs drops it', async () => {
     const model = await load('cuda');
     try {
-      graphBinding.clearCudaGraphs();
+      expect(model.clearCudaGraphs()).toBe(0);
       const plan = compilePlan(scireCaseOptions(schedule, cases[0]));
       const opts = (cudaGraph: boolean) => ({ x, shape, cudaGraph }) as Parameters<NativeModel['execute']>[1];
       const eager = await model.execute(plan, opts(false));
@@ -150,9 +145,24 @@ describe('CUDA graph replay' + gpuSkipReason, () => {
       expect(Number.isNaN(second.timings.modelMs)).toBe(true);
       expect(bitEqual(first.data, eager.data)).toBe(true);
       expect(bitEqual(second.data, eager.data)).toBe(true);
-      expect(graphBinding.cudaGraphCount()).toBe(1);
-      expect(graphBinding.clearCudaGraphs()).toBe(1);
-      expect(graphBinding.cudaGraphCount()).toBe(0);
+      expect(binding.cudaGraphCacheState().entries).toBe(1);
+      // batches 5 to 8 share the bucket-8 graph (padded with zero rows, the result sliced)
+      const five = { x: x.subarray(0, 5 * 16), shape: [5, ...shape.slice(1)] };
+      const eager5 = await model.execute(plan, { ...five, cudaGraph: false });
+      const graph5 = await model.execute(plan, { ...five, cudaGraph: true });
+      expect(graph5.timings.cudaGraph).toBe('replayed');
+      expect(graph5.shape).toEqual(five.shape);
+      let err = 0;
+      let scale = 0;
+      for (let i = 0; i < eager5.data.length; i++) {
+        err = Math.max(err, Math.abs(graph5.data[i] - eager5.data[i]));
+        scale = Math.max(scale, Math.abs(eager5.data[i]));
+      }
+      expect(err / scale).toBeLessThan(1e-5); // another batch size may pick other cuBLAS kernels
+      expect(binding.cudaGraphCacheState().entries).toBe(1);
+      expect(binding.cudaGraphCacheState().bytes).toBeGreaterThan(0);
+      expect(model.clearCudaGraphs()).toBe(1);
+      expect(binding.cudaGraphCacheState().entries).toBe(0);
     } finally {
       model.dispose();
     }

@@ -12,7 +12,7 @@
 import { describe, expect, it } from 'vitest';
 import { compilePlan } from '../lib/compile';
 import { loadModel } from '../lib/model';
-import { nativeBinding } from '../lib/native';
+import { testingBinding } from './support/testing-addon';
 import type { Plan } from '../lib/plan';
 import { executePlanReference } from '../lib/reference';
 import { randomArray } from '../lib/testing/random-array';
@@ -47,7 +47,7 @@ function checkAgainstFormula(out: Float32Array, inputs: Float32Array[], coefs: n
 const COEFS = [0.75, -1.3125, 2.5e-3, 3.0000001];
 
 describe('lincomb (CPU fused kernel) equals the formula', () => {
-  const binding = nativeBinding();
+  const binding = testingBinding();
   for (const n of SIZES) {
     const offsets = n > 1e5 ? [0, 1] : OFFSETS;
     for (const offset of offsets) {
@@ -127,15 +127,15 @@ describe('lincomb (CPU fused kernel) equals the formula', () => {
 
 describe('benchLincomb', () => {
   it('times the fused kernel and the LibTorch versions on the same tensors (no timing assertions)', () => {
-    const r = nativeBinding().benchLincomb({ terms: 3, bytes: 256 * 1024, iters: 3 });
+    const r = testingBinding().benchLincomb({ terms: 3, bytes: 256 * 1024, iters: 3 });
     expect(r.terms).toBe(3);
     expect(r.elements).toBe(65536);
     expect(r.device).toBe('cpu');
     for (const k of ['fusedMs', 'torchOpsMs', 'torchExprMs', 'copyMs'] as const) expect(r[k]).toBeGreaterThan(0);
     // the fused result equals the LibTorch expression on the benchmark's own tensors
     expect(r.maxAbsDiff).toBeLessThan(1e-5);
-    expect(() => nativeBinding().benchLincomb({ terms: 5, bytes: 1024 })).toThrow(/terms must be an integer from 1 to 4/);
-    expect(() => nativeBinding().benchLincomb({ terms: 2, bytes: 6 })).toThrow(/bytes must be a multiple of 4/);
+    expect(() => testingBinding().benchLincomb({ terms: 5, bytes: 1024 })).toThrow(/terms must be an integer from 1 to 4/);
+    expect(() => testingBinding().benchLincomb({ terms: 2, bytes: 6 })).toThrow(/bytes must be a multiple of 4/);
   });
 });
 
@@ -179,7 +179,7 @@ describe('lincomb streaming path (out of place, traffic above 8 MiB: non-tempora
   // head before the 32-byte aligned vector body and a scalar tail. The streaming loop must round
   // exactly like the scalar loop: c_0 x_0, then + c_k x_k for k = 1..K-1, each product and sum
   // rounded to float32 (coefficients are float32), no FMA. So the check is bit-equality.
-  const binding = nativeBinding();
+  const binding = testingBinding();
   const n = 2 ** 21 + 5;
   const inputs = [0, 1, 2, 3].map((k) => randomArray(n, 101 + 13 * k));
   for (const offset of [1, 3]) {

@@ -31,7 +31,8 @@ import { loadModel } from '../lib/model';
 import { nativeBinding } from '../lib/native';
 import type { NativeModel, NativeStepEvent } from '../lib/native-types';
 import type { CompileOptions } from '../lib/options';
-import type { Plan } from '../lib/plan';
+import { MAX_PLAN_OPS, MAX_PLAN_REGISTERS, type Plan } from '../lib/plan';
+import { checkPlan } from '../lib/plan-check';
 import { executePlanReference } from '../lib/reference';
 import { loadUniPcGolden, UNIPC_FILES, uniPcCaseOptions, uniPcXT } from './support/unipc-golden';
 import { FIXTURES, flatten, goldenSchedule, loadGolden, loadGoldenModel, scireCaseOptions, type GoldenCase } from './support/golden';
@@ -391,6 +392,24 @@ describe('progress, abort and errors', () => {
       /opts\.cond was given but the model's forward takes \(x, t\) only/,
     );
     await expect(executePlan(model, plan, { x, shape: [8, 15] })).rejects.toThrow(RangeError);
+  });
+
+  it('the native validator and checkPlan share their limits (registers, ops, required tCont)', () => {
+    const tooManyRegs = { ...plan, numRegs: MAX_PLAN_REGISTERS + 1 };
+    expect(() => checkPlan(tooManyRegs)).toThrow(RangeError);
+    expect(() => model.execute(tooManyRegs, { x, shape })).toThrow(/plan\.numRegs/);
+    const atLimit = { ...plan, numRegs: MAX_PLAN_REGISTERS };
+    expect(() => checkPlan(atLimit)).not.toThrow();
+    const filler = { op: 'lincomb', dst: 0, terms: [[1, 0]] } as const;
+    const tooManyOps = { ...plan, ops: [...plan.ops, ...new Array(MAX_PLAN_OPS + 1 - plan.ops.length).fill(filler)] } as Plan;
+    expect(() => checkPlan(tooManyOps)).toThrow(RangeError);
+    expect(() => model.execute(tooManyOps, { x, shape })).toThrow(
+      new RangeError(`Expected at most ${MAX_PLAN_OPS} ops for plan.ops but received ${MAX_PLAN_OPS + 1}`),
+    );
+    const evalAt = plan.ops.findIndex((op) => op.op === 'eval');
+    const noTCont = { ...plan, ops: plan.ops.map((op, i) => (i === evalAt ? { ...op, tCont: undefined } : op)) } as Plan;
+    expect(() => checkPlan(noTCont)).toThrow(TypeError);
+    expect(() => model.execute(noTCont, { x, shape })).toThrow(new TypeError(`Expected a finite number for plan.ops[${evalAt}].tCont but received undefined`));
   });
 });
 

@@ -37,7 +37,9 @@ beforeAll(async () => {
 describe('node-gyp build (build-gyp/)', () => {
   it('is the CPU-only node-gyp flavour', () => {
     const info = gyp.buildInfo();
-    expect(info).toMatchObject({ buildSystem: 'node-gyp', cuda: false, cudaDeviceCount: 0 });
+    expect(info).toMatchObject({ buildSystem: 'node-gyp', cuda: false, cudaDeviceCount: 0, testing: false });
+    // the testing-only entries (native/testing/) are not in this build
+    expect(Object.keys(gyp).sort()).toEqual(['Model', 'buildInfo', 'createAbortHandle', 'cudaProbe', 'loadModel']);
     expect(info.torchVersion).toMatch(/^\d+\.\d+\.\d+/);
   });
 

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../lib/model';
 import { nativeBinding } from '../lib/native';
+import { testingBinding } from './support/testing-addon';
 import type { NativeModel } from '../lib/native-types';
 import { randn } from '../lib/randn';
 import { toBFloat16 } from '../lib/testing/rounding';
@@ -53,6 +54,25 @@ describe('buildInfo / cudaProbe', () => {
     expect(['cmake-js', 'node-gyp']).toContain(info.buildSystem);
     expect(typeof info.cuda).toBe('boolean');
     expect(info.cudaDeviceCount).toBeGreaterThanOrEqual(0);
+    expect(info.testing).toBe(false);
+  });
+
+  it('ships no test or benchmark entry; the testing addon has them all (native/addon.cc table)', async () => {
+    const shipped = nativeBinding() as unknown as Record<string, unknown>;
+    const testing = testingBinding() as unknown as Record<string, unknown>;
+    const exportsOf = (b: Record<string, unknown>) => Object.keys(b).sort();
+    expect(exportsOf(shipped)).toEqual(['Model', 'buildInfo', 'createAbortHandle', 'cudaProbe', 'loadModel']);
+    expect(exportsOf(testing)).toEqual([
+      'Model', 'batchBucket', 'benchLincomb', 'buildInfo', 'createAbortHandle', 'cudaGraphCacheState', 'cudaProbe',
+      'graphCachePolicyProbe', 'lincomb', 'loadModel',
+    ]);
+    const methods = (b: Record<string, unknown>) =>
+      Object.getOwnPropertyNames((b.Model as { prototype: object }).prototype).filter((k) => k !== 'constructor').sort();
+    expect(methods(shipped)).toEqual(['clearCudaGraphs', 'dispose', 'disposed', 'execute', 'forward', 'info']);
+    expect(methods(testing)).toEqual(
+      ['benchForward', 'clearCudaGraphs', 'dispose', 'disposed', 'execute', 'forward', 'info', 'runPlanOps', 'torchOpsStepper'],
+    );
+    expect(testingBinding().buildInfo().testing).toBe(true);
   });
 
   it('reports the CUDA kernels: compiled for sm_80/sm_90 and either running on GPU 0 or a clear reason', () => {

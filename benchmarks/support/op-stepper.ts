@@ -1,6 +1,6 @@
 /**
  * A Plan stepped from JS with plain LibTorch ops, one native call per op, through
- * model.torchOpsStepper (native/gpu_bench.cc): the comparison point for the native executor
+ * model.torchOpsStepper (native/testing/gpu_bench.cc, in the testing addon scire_testing.node): the comparison point for the native executor
  * (model.execute), which runs the same plan's loop in C++ with fused kernels.
  */
 import type { NativeModel } from '../../lib/native-types';
@@ -24,7 +24,7 @@ export function opStepperAvailable(model: NativeModel): boolean {
 /** Runs `plan` op by op from JS on `model`; returns x_0 (float32). */
 export function stepPlanFromJs(model: NativeModel, plan: Plan, x: Float32Array, shape: number[]): Float32Array {
   const m = model as WithStepper;
-  if (typeof m.torchOpsStepper !== 'function') throw new Error('this scire.node has no model.torchOpsStepper (native/gpu_bench.cc): rebuild the addon');
+  if (typeof m.torchOpsStepper !== 'function') throw new Error('this scire.node has no model.torchOpsStepper (native/testing/gpu_bench.cc, in the testing addon scire_testing.node): rebuild the addon');
   const s = m.torchOpsStepper({ shape, numRegs: plan.numRegs });
   try {
     s.init(x, plan.initScale);

@@ -1,12 +1,15 @@
-// Benchmark entries for benchmarks/gpu.js (not part of the sampling API), registered on
-// Model.prototype and on the addon's exports:
+// Benchmark and test entries of the testing addon (build/Release/scire_testing.node, never in
+// the shipped scire.node), Model methods listed in native/addon.cc's table:
 //
-//   model.benchForward({ shape, t?, iters?, graph? }) -> Promise<{ eagerMs, graphMs, graphError, iters }>
+//   model.benchForward({ shape, t?, iters?, graph?, onJsThread? })
+//       -> Promise<{ eagerMs, graphMs, graphError, iters, threads }>
 //     The network alone: milliseconds per forward(x, t) at `shape` (random x, t = 500 for every
 //     element), measured over `iters` back-to-back calls after three warm-up calls, eagerly and
 //     (graph: true, CUDA only) as one captured forward replayed `iters` times. graphMs x NFE is
 //     the floor a whole-plan graph can reach. Timed with CUDA events on the GPU, the steady
-//     clock on the CPU.
+//     clock on the CPU. Runs on the model's thread like every request, or (onJsThread: true)
+//     synchronously on the JS thread, for comparison; `threads` is LibTorch's intra-op thread
+//     count seen by the thread that ran it.
 //
 //   model.torchOpsStepper({ shape }) -> stepper
 //     The plan stepped from JS with plain LibTorch ops, one native call per op (the way a
@@ -21,14 +24,14 @@
 //       stepper.dispose()
 //
 //   model.runPlanOps(plan, { x, shape }) -> Promise<Float32Array>
-//     The capturable plan loop of cuda_graph.h (RunPlanOps) run once eagerly, with no host
+//     The capturable executor loop (executor.h RunPlanOps) run once eagerly, on the model's
+//     thread, with no host
 //     synchronisation between ops: what a CUDA graph records. Tests compare it with
 //     model.execute bit for bit on the CPU; on the GPU it is the eager run without the
 //     executor's per-evaluation timing. Models with a cond input are not supported here.
 //
-//   clearCudaGraphs() -> number      drops every cached plan graph (returns how many)
-//   cudaGraphCount() -> number       cached plan graphs (captured or failed)
 #include <napi.h>
+#include <ATen/Parallel.h>
 #include <torch/script.h>
 
 #include <chrono>
@@ -40,13 +43,15 @@
 #include <vector>
 
 #include "cuda_graph.h"
+#include "executor.h"
 #include "errors.h"
-#include "exports.h"
 #include "kernels/lincomb_tensor.h"
 #include "kernels/threshold.h"
 #include "model.h"
 #include "plan.h"
-#include "promise_worker.h"
+#include "model_runtime.h"
+#include "shape.h"
+#include "testing.h"
 
 #ifdef SCIRE_TORCH_HAS_CUDA
 #include <ATen/cuda/CUDAGraph.h>
@@ -61,20 +66,7 @@ namespace scire {
 namespace {
 
 std::vector<int64_t> ReadShape(const Napi::Object& opts, const std::string& where) {
-  const Napi::Value v = opts.Get("shape");
-  if (!v.IsArray()) throw TypeErrorFor(where, "shape", "an array of positive integers");
-  const Napi::Array a = v.As<Napi::Array>();
-  if (a.Length() == 0) throw RangeErrorFor(where, "shape", "must have at least one dimension (got [])");
-  std::vector<int64_t> shape;
-  for (uint32_t i = 0; i < a.Length(); ++i) {
-    const Napi::Value d = a.Get(i);
-    const double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
-    if (!(x >= 1 && x <= 1e9) || std::floor(x) != x) {
-      throw TypeErrorFor(where, "shape[" + std::to_string(i) + "]", "a positive integer");
-    }
-    shape.push_back(static_cast<int64_t>(x));
-  }
-  return shape;
+  return ParseShape(opts.Get("shape"), where, "shape");
 }
 
 int ReadInt(const Napi::Object& opts, const char* key, int fallback, int lo, int hi, const std::string& where) {
@@ -121,14 +113,14 @@ double TimeLoop(const at::Device& device, int iters, F&& fn) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-class BenchForwardWorker : public PromiseWorker {
+class BenchForwardRequest : public Request {
  public:
-  BenchForwardWorker(Napi::Env env, ModelPtr model, std::vector<int64_t> shape, double t, int iters, bool graph)
-      : PromiseWorker(env, "benchForward"), model_(std::move(model)), shape_(std::move(shape)), t_(t), iters_(iters),
+  BenchForwardRequest(Napi::Env env, ModelPtr model, std::vector<int64_t> shape, double t, int iters, bool graph)
+      : Request(env, "benchForward"), model_(std::move(model)), shape_(std::move(shape)), t_(t), iters_(iters),
         graph_(graph) {}
 
- protected:
   void Run() override {
+    threads_ = at::get_num_threads();
     c10::InferenceMode inference;
     std::lock_guard<std::mutex> lock(model_->mutex);
     ModelHandle& m = *model_;
@@ -187,8 +179,9 @@ class BenchForwardWorker : public PromiseWorker {
 #endif
   }
 
-  Napi::Value Resolve(Napi::Env env) override {
+  Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
+    o.Set("threads", threads_);
     o.Set("eagerMs", eagerMs_);
     o.Set("graphMs", graphMs_ > 0 ? Napi::Value(Napi::Number::New(env, graphMs_)) : env.Null());
     o.Set("graphError", graphError_.empty() ? env.Null() : Napi::Value(Napi::String::New(env, graphError_)));
@@ -202,26 +195,40 @@ class BenchForwardWorker : public PromiseWorker {
   double t_;
   int iters_;
   bool graph_;
+  int threads_ = 0;
   double eagerMs_ = 0, graphMs_ = 0;
   std::string graphError_;
 };
 
+}  // namespace
+
 Napi::Value BenchForwardJs(const Napi::CallbackInfo& info, Model& model) {
   const std::string where = "benchForward";
   ModelPtr handle = model.Handle();
-  if (info.Length() < 1 || !info[0].IsObject()) throw TypeErrorFor(where, "opts", "an object { shape, t?, iters?, graph? }");
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    throw TypeErrorFor(where, "opts", "an object { shape, t?, iters?, graph?, onJsThread? }");
+  }
   const Napi::Object opts = info[0].As<Napi::Object>();
   std::vector<int64_t> shape = ReadShape(opts, where);
   const double t = opts.Get("t").IsUndefined() ? 500.0 : ReadNumber(opts.Get("t"), where, "t");
   const int iters = ReadInt(opts, "iters", 20, 1, 100000, where);
   const Napi::Value g = opts.Get("graph");
   if (!g.IsUndefined() && !g.IsBoolean()) throw TypeErrorFor(where, "graph", "a boolean");
-  auto* worker = new BenchForwardWorker(info.Env(), std::move(handle), std::move(shape), t, iters,
-                                        g.IsBoolean() && g.As<Napi::Boolean>().Value());
-  Napi::Promise p = worker->Promise();
-  worker->Queue();
-  return p;
+  const Napi::Value js = opts.Get("onJsThread");
+  if (!js.IsUndefined() && !js.IsBoolean()) throw TypeErrorFor(where, "onJsThread", "a boolean");
+  auto request = std::make_shared<BenchForwardRequest>(info.Env(), std::move(handle), std::move(shape), t, iters,
+                                                       g.IsBoolean() && g.As<Napi::Boolean>().Value());
+  if (js.IsBoolean() && js.As<Napi::Boolean>().Value()) {
+    // For comparison only: the same measurement run synchronously on the JS thread.
+    auto deferred = Napi::Promise::Deferred::New(info.Env());
+    request->Run();
+    deferred.Resolve(request->Result(info.Env()));
+    return deferred.Promise();
+  }
+  return model.Runtime().Submit(request);
 }
+
+namespace {
 
 // ------------------------------------------------------------------ torchOpsStepper
 
@@ -250,6 +257,8 @@ StepperPtr Live(const StepperPtr& s) {
   if (!s->model) throw ScireError(ErrorKind::kError, "torchOpsStepper: the stepper was disposed");
   return s;
 }
+
+}  // namespace
 
 Napi::Value TorchOpsStepperJs(const Napi::CallbackInfo& info, Model& model) {
   Napi::Env env = info.Env();
@@ -359,12 +368,14 @@ Napi::Value TorchOpsStepperJs(const Napi::CallbackInfo& info, Model& model) {
   return o;
 }
 
+namespace {
+
 // ------------------------------------------------------------------ runPlanOps
 
-class RunPlanOpsWorker : public PromiseWorker {
+class RunPlanOpsRequest : public Request {
  public:
-  RunPlanOpsWorker(Napi::Env env, ModelPtr model, PlanSpec plan, at::Tensor x)
-      : PromiseWorker(env, "runPlanOps"), model_(std::move(model)), plan_(std::move(plan)), x_(std::move(x)) {}
+  RunPlanOpsRequest(Napi::Env env, ModelPtr model, PlanSpec plan, at::Tensor x)
+      : Request(env, "runPlanOps"), model_(std::move(model)), plan_(std::move(plan)), x_(std::move(x)) {}
 
  protected:
   void Run() override {
@@ -380,7 +391,7 @@ class RunPlanOpsWorker : public PromiseWorker {
     x_ = at::Tensor();
   }
 
-  Napi::Value Resolve(Napi::Env env) override {
+  Napi::Value Result(Napi::Env env) override {
     Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(out_.numel()));
     if (out_.numel() > 0) std::memcpy(out.Data(), out_.data_ptr<float>(), out_.numel() * sizeof(float));
     return out;
@@ -392,6 +403,8 @@ class RunPlanOpsWorker : public PromiseWorker {
   at::Tensor x_, out_;
 };
 
+}  // namespace
+
 Napi::Value RunPlanOpsJs(const Napi::CallbackInfo& info, Model& model) {
   const std::string where = "runPlanOps";
   ModelPtr handle = model.Handle();
@@ -399,41 +412,9 @@ Napi::Value RunPlanOpsJs(const Napi::CallbackInfo& info, Model& model) {
   PlanSpec plan = ParsePlan(info[0]);
   const Napi::Object opts = info[1].As<Napi::Object>();
   const std::vector<int64_t> shape = ReadShape(opts, where);
-  const Napi::Value xv = opts.Get("x");
-  if (!xv.IsTypedArray() || xv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw TypeErrorFor(where, "x", "a Float32Array");
-  }
-  const Napi::Float32Array xa = xv.As<Napi::Float32Array>();
-  at::Tensor x = at::empty(shape, at::kFloat);
-  if (x.numel() != static_cast<int64_t>(xa.ElementLength())) {
-    throw RangeErrorFor(where, "x", "has " + std::to_string(xa.ElementLength()) + " elements but shape needs " +
-                                        std::to_string(x.numel()));
-  }
-  if (x.numel() > 0) std::memcpy(x.data_ptr<float>(), xa.Data(), x.numel() * sizeof(float));
-  auto* worker = new RunPlanOpsWorker(info.Env(), std::move(handle), std::move(plan), std::move(x));
-  Napi::Promise p = worker->Promise();
-  worker->Queue();
-  return p;
+  at::Tensor x = CopyFloat32(opts.Get("x"), where, "x", shape);
+  auto request = std::make_shared<RunPlanOpsRequest>(info.Env(), std::move(handle), std::move(plan), std::move(x));
+  return model.Runtime().Submit(request);
 }
 
-// ------------------------------------------------------------------ graph cache exports
-
-void InitGpuBenchExports(Napi::Env env, Napi::Object exports) {
-  exports.Set("clearCudaGraphs", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    // Synchronises each graph's device: a CUDA error becomes a JS error, not a terminate.
-    return GuardJs(info.Env(), "clearCudaGraphs", [&]() -> Napi::Value {
-      return Napi::Number::New(info.Env(), static_cast<double>(ForgetGraphs(nullptr)));
-    });
-  }, "clearCudaGraphs"));
-  exports.Set("cudaGraphCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    return Napi::Number::New(info.Env(), static_cast<double>(CachedGraphCount()));
-  }, "cudaGraphCount"));
-}
-
-[[maybe_unused]] const bool kBenchForwardRegistered = RegisterModelMethod("benchForward", &BenchForwardJs);
-[[maybe_unused]] const bool kStepperRegistered = RegisterModelMethod("torchOpsStepper", &TorchOpsStepperJs);
-[[maybe_unused]] const bool kRunPlanOpsRegistered = RegisterModelMethod("runPlanOps", &RunPlanOpsJs);
-[[maybe_unused]] const bool kExportsRegistered = RegisterExports(&InitGpuBenchExports);
-
-}  // namespace
 }  // namespace scire

@@ -1,4 +1,19 @@
-#include "kernel_bindings.h"
+// Kernel entry points of the testing addon (synchronous, host data):
+//
+//   lincomb(inputs: Float32Array[], coefs: number[],
+//           { device?: 'cpu'|'cuda'|'cuda:N', offset?: number,
+//             termDType?: 'float32'|'float16'|'bfloat16', outDType?: ... }) -> Float32Array
+//     out = sum_k coefs[k] * inputs[k] with the fused kernel on `device`. Every buffer is placed
+//     `offset` elements past an aligned allocation (offset 1 makes the pointers misaligned for
+//     16-byte vector loads). termDType stores inputs[1..] in a 16-bit type (the output-conversion
+//     layout); outDType writes a 16-bit output from one float32 input (the input-cast layout).
+//
+//   benchLincomb({ terms, bytes, device?, iters? }) -> { fusedMs, torchOpsMs, torchExprMs, copyMs, ... }
+//     medians over `iters` runs on tensors of `bytes` bytes each (float32): the fused kernel,
+//     the same arithmetic as in-place LibTorch ops (mul_out + add_), the same arithmetic as a
+//     plain LibTorch expression (c0*x0 + c1*x1 + ..., with temporaries), and a device copy of
+//     one tensor (the bandwidth yardstick).
+#include "testing.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -46,6 +61,8 @@ at::ScalarType ReadDType(const Napi::Object& opts, const char* key, const std::s
 at::Tensor OffsetBuffer(int64_t n, int64_t offset, const at::TensorOptions& options) {
   return at::empty({n + offset}, options).narrow(0, offset, n);
 }
+
+}  // namespace
 
 // ------------------------------------------------------------------ lincomb
 Napi::Value LincombJs(const Napi::CallbackInfo& info) {
@@ -115,6 +132,8 @@ Napi::Value LincombJs(const Napi::CallbackInfo& info) {
 }
 
 // ------------------------------------------------------------------ benchLincomb
+namespace {
+
 using Clock = std::chrono::steady_clock;
 
 double Median(std::vector<double> v) {
@@ -160,6 +179,8 @@ double TimeMedian(const at::Device& device, int iters, const std::function<void(
   }
   return Median(ms);
 }
+
+}  // namespace
 
 Napi::Value BenchLincombJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -236,13 +257,6 @@ Napi::Value BenchLincombJs(const Napi::CallbackInfo& info) {
     r.Set("maxAbsDiff", maxAbsDiff);
     return r;
   });
-}
-
-}  // namespace
-
-void AddKernelBindings(Napi::Env env, Napi::Object exports) {
-  exports.Set("lincomb", Napi::Function::New(env, LincombJs, "lincomb"));
-  exports.Set("benchLincomb", Napi::Function::New(env, BenchLincombJs, "benchLincomb"));
 }
 
 }  // namespace scire
