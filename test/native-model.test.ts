@@ -61,9 +61,9 @@ describe('buildInfo / cudaProbe', () => {
     const shipped = nativeBinding() as unknown as Record<string, unknown>;
     const testing = testingBinding() as unknown as Record<string, unknown>;
     const exportsOf = (b: Record<string, unknown>) => Object.keys(b).sort();
-    expect(exportsOf(shipped)).toEqual(['Model', 'buildInfo', 'createAbortHandle', 'cudaProbe', 'loadModel']);
+    expect(exportsOf(shipped)).toEqual(['Model', 'buildInfo', 'createAbortHandle', 'cudaProbe', 'deviceMemory', 'loadModel']);
     expect(exportsOf(testing)).toEqual([
-      'Model', 'batchBucket', 'benchLincomb', 'buildInfo', 'createAbortHandle', 'cudaGraphCacheState', 'cudaProbe',
+      'Model', 'batchBucket', 'benchLincomb', 'buildInfo', 'createAbortHandle', 'cudaGraphCacheState', 'cudaProbe', 'deviceMemory',
       'graphCachePolicyProbe', 'lincomb', 'loadModel',
     ]);
     const methods = (b: Record<string, unknown>) =>

@@ -125,7 +125,7 @@ const BAD_INPUTS: BadInput[] = [
   { group: 'options', name: 'steps 2.5', run: () => compilePlan({ schedule, steps: 2.5 }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /for steps but received 2.5/ },
   { group: 'options', name: 'steps NaN', run: () => compilePlan({ schedule, steps: NaN }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /for steps but received NaN/ },
   { group: 'options', name: 'steps < order', run: () => compilePlan({ schedule, steps: 2, order: 3 }), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /integer >= order \(3\) for steps/ },
-  { group: 'options', name: 'solver heun', run: () => compilePlan({ schedule, steps: 5, solver: 'heun' as never }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /one of 'scire', 'ddim', 'dpmpp' for solver/ },
+  { group: 'options', name: 'solver heun', run: () => compilePlan({ schedule, steps: 5, solver: 'heun' as never }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /one of 'scire', 'ddim', 'dpmpp', 'unipc' for solver/ },
   { group: 'options', name: 'order 4', run: () => compilePlan({ schedule, steps: 5, order: 4 }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /for order but received 4/ },
   { group: 'options', name: 'skip foo', run: () => compilePlan({ schedule, steps: 5, skip: 'foo' as never }), cls: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /for skip but received 'foo'/ },
   { group: 'options', name: 'tStart past T', run: () => compilePlan({ schedule, steps: 5, tStart: 2 }), cls: RangeError, code: 'ERR_OUT_OF_RANGE', message: /for tStart but received 2/ },
@@ -171,9 +171,9 @@ const BAD_INPUTS: BadInput[] = [
   { group: 'models', name: 'execute resolves nfe -1', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: duckModel((o) => ({ data: o.x, nfe: -1 })), schedule, steps: 3 })), cls: TypeError, code: 'ERR_SCIRE_BAD_MODEL_OUTPUT', message: /but received nfe: -1 \(number\)/ },
   { group: 'models', name: 'execute rejects with a string', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: { execute: () => Promise.reject('boom') } as unknown as SamplerModel, schedule, steps: 3 })), cls: Error, code: 'ERR_SCIRE_MODEL', message: /^model.execute rejected with a non-Error value: 'boom' \(string\)$/ },
   { group: 'models', name: 'duck model returns NaN data', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: duckModel((o) => ({ data: new Float32Array(o.x.length).fill(NaN), nfe: 3 })), schedule, steps: 3 })), cls: Error, code: 'ERR_SCIRE_NON_FINITE', message: /^The result is not finite: element 0 is NaN \(the evaluation where it appeared is not known for this model\)/ },
-  { group: 'models', name: 'TorchScript model returns NaN', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: models.nan, schedule, steps: 6 })), cls: Error, code: 'ERR_SCIRE_NON_FINITE', message: /^The model's output is not finite \(NaN or Infinity\) at evaluation 5 of 6 \(t = 172.913\)/ },
+  { group: 'models', name: 'TorchScript model returns NaN', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: models.nan, schedule, steps: 6, preset: 'none' })), cls: Error, code: 'ERR_SCIRE_NON_FINITE', message: /^The model's output is not finite \(NaN or Infinity\) at evaluation 5 of 6 \(t = 172.913\)/ },
   { group: 'models', name: 'reference executor, NaN model', run: () => executePlanReference(compilePlan({ schedule, steps: 3 }), { x: new Float64Array(4), shape: [1, 4], model: (v) => v.map(() => NaN) }), cls: Error, code: 'ERR_SCIRE_NON_FINITE', message: /at evaluation 1 of 3 \(t = 999\): model output\[0\] is NaN/ },
-  { group: 'models', name: 'raise inside forward', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: models.raise, schedule, steps: 6 })), cls: Error, code: 'ERR_SCIRE_MODEL', message: /^ValueError: input time below 500 is not supported \(in the model's forward at evaluation 4 of 6, t = 440.571; op raise ValueError/ },
+  { group: 'models', name: 'raise inside forward', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: models.raise, schedule, steps: 6, preset: 'none' })), cls: Error, code: 'ERR_SCIRE_MODEL', message: /^ValueError: input time below 500 is not supported \(in the model's forward at evaluation 4 of 6, t = 440.571; op raise ValueError/ },
   { group: 'models', name: 'shape mismatch inside forward', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: models.matmul, schedule, steps: 3 })), cls: Error, code: 'ERR_SCIRE_MODEL', message: /^mat1 and mat2 shapes cannot be multiplied \(2x16 and 8x8\) \(in the model's forward at evaluation 1 of 3, t = 999; op torch.matmul\(x, self.w\)/ },
   { group: 'models', name: 'float16 on the CPU', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: models.half, schedule, steps: 3 })), cls: Error, code: 'ERR_SCIRE_MODEL', message: /^"addmm_impl_cpu_" not implemented for 'Half' \(in the model's forward at evaluation 1 of 3, t = 999; op F.linear\(.*inputs x float16 \[2, 16\] on cpu, t float32 \[2\]\)$/ },
   { group: 'models', name: 'output shaped unlike x', run: () => sample({ shape: D16, seed: 1 }, new Sampler({ model: models.badShape, schedule, steps: 3 })), cls: Error, code: 'ERR_SCIRE_BAD_MODEL_OUTPUT', message: /^execute: the model's output shape \[2, 1\] differs from its input shape \[2, 16\].* \(in the model's forward at evaluation 1 of 3, t = 999/ },
@@ -206,7 +206,7 @@ describe('bad inputs: class, code and message', () => {
   }
 
   it('a model error keeps the whole TorchScript text in error.details', async () => {
-    const err = await caught(() => sample({ shape: D16, seed: 1 }, new Sampler({ model: models.raise, schedule, steps: 6 })));
+    const err = await caught(() => sample({ shape: D16, seed: 1 }, new Sampler({ model: models.raise, schedule, steps: 6, preset: 'none' })));
     expect(err!.details).toMatch(/^The following operation failed in the TorchScript interpreter\./);
     expect(err!.details).toMatch(/builtins\.ValueError: input time below 500 is not supported\s*$/);
     expect(err!.message.length).toBeLessThan(err!.details!.length);
@@ -331,7 +331,7 @@ describe('issue 12 failures, each fixed', () => {
   });
 
   it("item 4: a NaN model output rejects with ERR_SCIRE_NON_FINITE naming the evaluation; nonFinite: 'keep' keeps it", async () => {
-    const s = new Sampler({ model: models.nan, schedule, steps: 6 });
+    const s = new Sampler({ model: models.nan, schedule, steps: 6, preset: 'none' });
     const err = await caught(() => s.sample({ shape: D16, seed: 1 }));
     expect(err).toMatchObject({ code: 'ERR_SCIRE_NON_FINITE', evaluation: 5 });
     const kept = await s.sample({ shape: D16, seed: 1, nonFinite: 'keep' });

@@ -12,6 +12,7 @@
  */
 import { existsSync, readFileSync } from 'fs';
 import { join } from 'path';
+import { MAX_STEPS } from '../bounds';
 import type { CompileOptions } from '../options';
 import type { NoiseSchedule } from '../schedule';
 import { invalidType } from '../validate';
@@ -129,7 +130,8 @@ export function applyPreset(options: CompileOptions & { preset?: unknown }): { o
   }
   if (typeof rest.schedule !== 'object' || rest.schedule === null) return { options: rest, choice: null }; // resolveOptions reports it
   const steps = rest.steps;
-  if (typeof steps !== 'number' || !Number.isInteger(steps) || steps < 1) return { options: rest, choice: null };
+  // Steps out of range are reported by resolveOptions with the caller's own value.
+  if (typeof steps !== 'number' || !Number.isInteger(steps) || steps < 1 || steps > MAX_STEPS) return { options: rest, choice: null };
   const choice = autoChoice(rest.schedule, steps, rest.thresholding !== undefined);
   return { options: { ...rest, ...choice.config, steps: choice.steps }, choice };
 }
