@@ -15,6 +15,7 @@ import { nativeBinding } from './native';
 import type { NativeExecuteOptions, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
+import { onAbort } from './serving/signals';
 import {
   expectFiniteNumber,
   expectFunction,
@@ -101,9 +102,11 @@ export async function executePlan(
   if (signal?.aborted) throw abortError(signal);
 
   const handle = signal ? nativeBinding().createAbortHandle() : undefined;
-  const onAbort = (): void => handle?.abort();
+  // One shared listener per signal (lib/serving/signals.ts): a signal given to many
+  // concurrent runs does not trip Node's MaxListenersExceededWarning.
+  let unsubscribe = (): void => undefined;
   if (signal && handle) {
-    signal.addEventListener('abort', onAbort, { once: true });
+    unsubscribe = onAbort(signal, () => handle.abort());
     native.abortHandle = handle;
   }
   try {
@@ -112,6 +115,6 @@ export async function executePlan(
     if (e instanceof Error && e.name === 'AbortError') throw withCallerStack(abortError(signal), callSite);
     throw withCallerStack(e, callSite);
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    unsubscribe();
   }
 }
