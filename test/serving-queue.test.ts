@@ -4,6 +4,7 @@
  * correctness, step fan-out, stats. No native code; every case runs in milliseconds.
  */
 import { describe, expect, it } from 'vitest';
+import { resolveLoadModelOptions } from '../lib/model';
 import type { NativeModel } from '../lib/native-types';
 import { Sampler, type SampleOptions, type SampleResult, type SamplerOptions } from '../lib/sampler';
 import { NoiseSchedule } from '../lib/schedule';
@@ -149,6 +150,10 @@ describe('maxQueue', () => {
     expect(sampler(fake).batching).toBeUndefined();
     await expect(req(sampler(fake), 1, { priority: Number.NaN })).rejects.toThrow(/for priority but received NaN/);
     expect(() => new RequestQueue(async () => undefined, { maxQueue: -1 })).toThrow(RangeError);
+    expect(resolveLoadModelOptions({ maxQueue: 8 })).toEqual({ device: 'cpu', dtype: 'float32', maxQueue: 8 });
+    expect(resolveLoadModelOptions(undefined).maxQueue).toBe(Infinity);
+    expect(() => resolveLoadModelOptions({ maxQueue: 0 })).toThrow(/for maxQueue but received 0/);
+    expect(() => resolveLoadModelOptions({ maxqueue: 3 })).toThrow(/unknown option 'maxqueue'/);
   });
 });
 
@@ -427,6 +432,23 @@ describe('stats, timings and dispose', () => {
     });
     expect(out[4].timings.queueMs).toBeGreaterThan(0);
     expect(out[4].timings.queueMs).toBeLessThanOrEqual(out[4].timings.totalMs);
+  });
+
+  it('forwards info, forward, execute (unqueued) and clearCudaGraphs to the native model', async () => {
+    const fake = new FakeModel();
+    const native = Object.defineProperties(fake, {
+      clearCudaGraphs: { value: () => 3 },
+      forward: { value: async (x: Float32Array) => x.map((v) => v + 1) },
+    });
+    const model = new Model(native as unknown as NativeModel);
+    expect(model.info).toBe(fake.info);
+    expect(model.native).toBe(native);
+    expect(model.clearCudaGraphs()).toBe(3);
+    expect(Array.from(await model.forward(new Float32Array([1, 2]), [1, 2], 5))).toEqual([2, 3]);
+    const s = sampler(model);
+    const direct = await model.execute(s.planFor(), { x: rows(7), shape: [1, ROW] });
+    expect(Array.from(direct.data)).toEqual(new Array(ROW).fill(15));
+    expect(model.stats().totals.submitted).toBe(0); // execute() is the low-level, unqueued entry
   });
 
   it('dispose() rejects the queued requests with ERR_SCIRE_DISPOSED and refuses new ones', async () => {
