@@ -393,9 +393,18 @@ describe('dynamic batching', () => {
   it('rejects what a duck-typed execute returns when it is not a result of the batch shape', async () => {
     const bad = { info: { dtype: 'float32' }, execute: async () => ({ data: new Float32Array(3), nfe: 1 }) };
     const s = new Sampler({ model: bad as unknown as NativeModel, schedule, solver: 'ddim', steps: 2 });
-    await expect(req(s, 1)).rejects.toThrow(
-      /^Expected the model's execute\(\) to resolve with \{ data: Float32Array\(4\), nfe, timings \} for shape \[1, 4\] but received \{ data: Float32Array\(3\)/,
-    );
+    await expect(req(s, 1)).rejects.toMatchObject({
+      code: 'ERR_SCIRE_BAD_MODEL_OUTPUT',
+      message: 'Expected model.execute to resolve with { data: Float32Array(4), nfe, timings } but received data of length 3',
+    });
+    const none = new Sampler({ model: { info: {}, execute: async () => undefined } as unknown as NativeModel, schedule, solver: 'ddim', steps: 2 });
+    await expect(req(none, 1)).rejects.toThrow(/but received undefined$/);
+    const rejectsString = new Sampler({ model: { execute: () => Promise.reject('boom') } as unknown as NativeModel, schedule, solver: 'ddim', steps: 2 });
+    await expect(req(rejectsString, 1)).rejects.toMatchObject({
+      code: 'ERR_SCIRE_MODEL',
+      message: "model.execute rejected with a non-Error value: 'boom' (string)",
+      cause: 'boom',
+    });
   });
 
   it('batch keys differ exactly in the fields that must match', () => {

@@ -99,17 +99,29 @@ export function concatOptions(members: readonly NativeExecuteOptions[]): NativeE
   return out;
 }
 
-/** Checks what a model's execute resolved with (a duck-typed model may return anything). */
+/**
+ * Checks what a model's execute resolved with (a duck-typed model may return anything):
+ * a TypeError with code ERR_SCIRE_BAD_MODEL_OUTPUT otherwise.
+ */
 export function checkExecuteResult(result: unknown, shape: readonly number[]): NativeExecuteResult {
-  const expected = numel(shape);
-  const r = result as Partial<NativeExecuteResult> | null;
-  if (typeof r !== 'object' || r === null || !(r.data instanceof Float32Array) || r.data.length !== expected) {
-    const got = typeof r === 'object' && r !== null ? `{ data: ${describeValue(r.data)} }` : describeValue(r);
-    throw new TypeError(
-      `Expected the model's execute() to resolve with { data: Float32Array(${expected}), nfe, timings } for shape [${shape.join(', ')}] but received ${got}`,
-    );
-  }
-  return r as NativeExecuteResult;
+  const length = numel(shape);
+  const fail = (what: string): TypeError =>
+    Object.assign(new TypeError(`Expected model.execute to resolve with { data: Float32Array(${length}), nfe, timings } but ${what}`), {
+      code: 'ERR_SCIRE_BAD_MODEL_OUTPUT',
+    });
+  if (typeof result !== 'object' || result === null) throw fail(`received ${describeValue(result)}`);
+  const r = result as Record<string, unknown>;
+  if (!(r.data instanceof Float32Array)) throw fail(`received data: ${describeValue(r.data)}`);
+  if (r.data.length !== length) throw fail(`received data of length ${r.data.length}`);
+  return result as NativeExecuteResult;
+}
+
+/** A rejection value that is not an Error (a duck-typed model's string, say), as an Error that keeps it as the cause. */
+function asError(value: unknown): unknown {
+  if (value instanceof Error) return value;
+  return Object.assign(new Error(`model.execute rejected with a non-Error value: ${describeValue(value)}`, { cause: value }), {
+    code: 'ERR_SCIRE_MODEL',
+  });
 }
 
 /** A member's own copy of a shared error (each caller may rewrite its stack). */
@@ -171,7 +183,8 @@ async function runBatch(execute: ExecuteFn, batch: ReadonlyArray<QueuedRequest<E
     try {
       result = checkExecuteResult(await execute(members[0].item.plan, options), options.shape);
     } catch (e) {
-      for (const m of [...live]) leave(m, memberError(e, !alone));
+      const error = asError(e);
+      for (const m of [...live]) leave(m, memberError(error, !alone));
       return;
     }
     const runMs = performance.now() - started;
