@@ -8,7 +8,9 @@ import { resolveLoadModelOptions } from '../lib/model';
 import type { NativeModel } from '../lib/native-types';
 import { Sampler, type SampleOptions, type SampleResult, type SamplerOptions } from '../lib/sampler';
 import { NoiseSchedule } from '../lib/schedule';
-import { batchKey, concatOptions } from '../lib/serving/batcher';
+import type { NativeExecuteOptions } from '../lib/native-types';
+import type { Plan } from '../lib/plan';
+import { batchKey, concatOptions, type ExecuteItem } from '../lib/serving/batcher';
 import { Model, servingQueue } from '../lib/serving/model';
 import { QueueFullError, RequestQueue } from '../lib/serving/queue';
 import { abortWatcherCount, onAbort } from '../lib/serving/signals';
@@ -373,6 +375,29 @@ describe('dynamic batching', () => {
     expect(seen).toEqual([[1, 2, 3], [1, 2], [1, 2, 3]]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect(((results[1] as PromiseRejectedResult).reason as Error).message).toBe('bad callback');
+  });
+
+  it('does not hand batch-wide non-finite flags of the executor to every member', async () => {
+    const fake = new FakeModel();
+    const execute = fake.execute.bind(fake);
+    const flagged = { execute: async (plan: Plan, opts: NativeExecuteOptions) => ({ ...(await execute(plan, opts)), finite: false, nonFiniteEval: 2 }) };
+    const queue = servingQueue(flagged);
+    const plan = sampler(fake).planFor();
+    const item = (marker: number, batch = true): ExecuteItem => ({
+      plan,
+      options: { x: rows(marker), shape: [1, ROW] },
+      size: 1,
+      priority: 0,
+      ...(batch ? { batch: { key: 'k', maxBatchSize: 8, maxWaitMs: 0 } } : {}),
+    });
+    const [a, b] = (await Promise.all([queue.submit(item(1)), queue.submit(item(2))])) as unknown as Array<Record<string, unknown>>;
+    for (const r of [a, b]) {
+      expect(r.finite).toBeUndefined();
+      expect(r.nonFiniteEval).toBe(-1);
+    }
+    expect((a.timings as Record<string, number>).batchRequests).toBe(2);
+    const alone = (await queue.submit(item(3, false))) as unknown as Record<string, unknown>;
+    expect(alone).toMatchObject({ finite: false, nonFiniteEval: 2 }); // a solo run keeps them
   });
 
   it('gives each member its own copy of a model error', async () => {

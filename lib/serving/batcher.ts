@@ -137,6 +137,19 @@ function memberError(error: unknown, shared: boolean): unknown {
 }
 
 /**
+ * Flags of an executor result that describe the whole batch, made safe for one member: a
+ * non-finite flag (finite: false, nonFiniteEval > 0) may come from another member's samples,
+ * so a member gets "not measured" instead and its own slice is what gets checked.
+ */
+function memberFlags(result: NativeExecuteResult): Record<string, unknown> {
+  const r = result as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  if ('finite' in r) out.finite = undefined;
+  if (typeof r.nonFiniteEval === 'number' && r.nonFiniteEval > 0) out.nonFiniteEval = -1;
+  return out;
+}
+
+/**
  * The runner of a model's queue: one execute per batch. All members of a batch share a
  * batch key (the queue only merges equal keys), and a member without a key runs alone.
  */
@@ -189,6 +202,7 @@ async function runBatch(execute: ExecuteFn, batch: ReadonlyArray<QueuedRequest<E
     }
     const runMs = performance.now() - started;
     const batchSize = options.shape[0];
+    const shared = alone ? {} : memberFlags(result);
     let offset = 0;
     for (const m of members) {
       const n = numel(m.item.options.shape);
@@ -198,6 +212,7 @@ async function runBatch(execute: ExecuteFn, batch: ReadonlyArray<QueuedRequest<E
       live.delete(m);
       m.resolve({
         ...result,
+        ...shared,
         data,
         shape: [...m.item.options.shape],
         timings: { ...result.timings, queueMs: m.dispatchedAt - m.enqueuedAt, batchSize, batchRequests: members.length, runMs },
