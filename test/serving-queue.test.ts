@@ -5,10 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { resolveLoadModelOptions } from '../lib/model';
-import type { NativeModel } from '../lib/native-types';
 import { Sampler, type SampleOptions, type SampleResult, type SamplerOptions } from '../lib/sampler';
 import { NoiseSchedule } from '../lib/schedule';
-import type { NativeExecuteOptions } from '../lib/native-types';
+import type { NativeExecuteOptions, NativeModel } from '../lib/native-types';
 import type { Plan } from '../lib/plan';
 import { batchKey, concatOptions, type ExecuteItem } from '../lib/serving/batcher';
 import { Model, servingQueue } from '../lib/serving/model';
