@@ -160,8 +160,10 @@ async function main(): Promise<void> {
     ];
     const perMode = new Map<string, { wall: number[]; lat: number[]; batches: number; probes: Array<Awaited<ReturnType<typeof underProbes<number[]>>>> }>();
     for (let r = 0; r < reps; r++) {
-      // Modes in turns, so that each sees the same machine load.
-      for (const [mode, run] of modes) {
+      // Modes in turns, so that each sees the same machine load; the order rotates from one
+      // run to the next, so that no mode always goes first.
+      const turn = [...modes.slice(r % modes.length), ...modes.slice(0, r % modes.length)];
+      for (const [mode, run] of turn) {
         if (r >= runsOf(mode)) continue;
         const before = model.stats().totals.batches;
         const t0 = performance.now();
@@ -223,7 +225,7 @@ async function main(): Promise<void> {
     `(${cpus()[0]?.model ?? '?'}), load average ${load0.map((v) => v.toFixed(1)).join(' / ')} at the start (other jobs shared the CPU),`,
     `LibTorch ${info.torchVersion}. Model: ${modelPath.replace(ROOT + '/', '')} (float32, CPU), SciRE v1 multistep order 3, ${steps} steps.`,
     `Wall times are medians of ${reps} runs, with the best run in parentheses (${maxLoad} requests without batching: 1 run); the modes of`,
-    'one load run in turns, so each sees the same machine load.',
+    'one load run in turns (the order rotating from run to run), so each sees the same machine load.',
     '',
     'Each load is N concurrent `sampler.sample({ shape: [1, 1, 28, 28], seed: i })` calls started in one tick, against ONE',
     '`sample()` of shape [N, 1, 28, 28]. "vs one" is the wall time over that of the one sample(). Latency: from each call to its',
