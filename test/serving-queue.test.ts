@@ -170,12 +170,9 @@ describe('abort', () => {
     const other = req(s, 3);
     await tick();
     expect(servingQueue(fake).stats().queueLength).toBe(2);
-    const t0 = performance.now();
     controller.abort(new Error('client went away'));
-    await microtasks();
-    const ms = performance.now() - t0;
+    await microtasks(); // no macrotask: rejected within the abort's own turn of the event loop
     expect(victim.state).toBe('rejected');
-    expect(ms).toBeLessThan(10);
     expect((victim.error as Error).name).toBe('AbortError');
     expect(((victim.error as Error).cause as Error).message).toBe('client went away');
     expect(servingQueue(fake).stats()).toMatchObject({ queueLength: 1 });
