@@ -12,12 +12,13 @@
  * rejection gets the caller's stack.
  */
 import { withCallerStack } from './model';
+import { asModelError } from './result-check';
 import { nativeBinding } from './native';
 import type { AbortSignalLike, NativeExecuteOptions, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
+import { onAbort } from './serving/signals';
 import {
-  describeValue,
   expectFiniteNumber,
   expectFunction,
   expectInteger,
@@ -103,23 +104,20 @@ export async function executePlan(
   if (signal?.aborted) throw abortError(signal);
 
   const handle = signal ? nativeBinding().createAbortHandle() : undefined;
-  const onAbort = (): void => handle?.abort();
+  // One shared listener per signal (lib/serving/signals.ts): a signal given to many
+  // concurrent runs does not trip Node's MaxListenersExceededWarning.
+  let unsubscribe = (): void => undefined;
   if (signal && handle) {
-    signal.addEventListener('abort', onAbort, { once: true });
+    unsubscribe = onAbort(signal, () => handle.abort());
     native.abortHandle = handle;
   }
   try {
     return await model.execute(plan, native);
   } catch (e) {
     if (e instanceof Error && e.name === 'AbortError') throw withCallerStack(abortError(signal), callSite);
-    if (!(e instanceof Error)) {
-      // A duck-typed model that rejects with a string or a plain object: keep it as the cause.
-      const err = new Error(`model.execute rejected with a non-Error value: ${describeValue(e)}`, { cause: e }) as Error & { code: string };
-      err.code = 'ERR_SCIRE_MODEL';
-      throw withCallerStack(err, callSite);
-    }
-    throw withCallerStack(e, callSite);
+    // A duck-typed model that rejects with a string or a plain object: the value is kept as the cause.
+    throw withCallerStack(asModelError(e), callSite);
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    unsubscribe();
   }
 }

@@ -110,3 +110,11 @@ export function checkFiniteResult(result: NativeExecuteResult, evalTimes: readon
   const bad = firstNonFinite(result.data);
   if (bad >= 0) throw nonFiniteResult(bad, result.data[bad], flagged === 0);
 }
+
+/** A rejection value that is not an Error (a duck-typed model's string, say), as an Error with code ERR_SCIRE_MODEL that keeps it as the cause. */
+export function asModelError(value: unknown): unknown {
+  if (value instanceof Error) return value;
+  const err = new Error(`model.execute rejected with a non-Error value: ${describeValue(value)}`, { cause: value }) as Error & { code: string };
+  err.code = 'ERR_SCIRE_MODEL';
+  return err;
+}

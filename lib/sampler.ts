@@ -16,17 +16,25 @@
  *
  * img2img (x0 given): the data x0 is noised to the start time exactly as the official code's
  * add_noise does,  x_tStart = alpha_tStart x0 + sigma_tStart noise,  and solved from there.
+ *
+ * Serving: every solve goes through the model's request queue, shared by all Samplers on the
+ * model (lib/serving: priority, abort while queued, maxQueue, and dynamic batching when the
+ * `batching` option is on). See docs/usage.md, "Serving many requests".
  */
 import { compilePlan } from './compile';
 import { describeSolver, PRESET_FIELDS, type SolverReport } from './presets/auto';
-import { abortError, executePlan, type ExecuteOptions } from './execute';
+import { abortError, resolveExecuteOptions, type ExecuteOptions } from './execute';
+import { withCallerStack } from './model';
 import type { CompileOptions } from './options';
-import type { AbortSignalLike, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
+import type { AbortSignalLike, NativeExecuteOptions, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { checkRequestSize } from './limits';
 import { randn, randnAsync, RANDN_ASYNC_THRESHOLD } from './randn';
 import { checkExecuteResult, checkFiniteResult, NON_FINITE_MODES, type NonFiniteMode } from './result-check';
 import type { NoiseSchedule } from './schedule';
+import { batchKey, type ExecuteItem, type ServedResult } from './serving/batcher';
+import { servingQueue } from './serving/model';
+import { resolveBatching, resolveMaxQueue, resolvePriority, type BatchingOptions, type ResolvedBatching } from './serving/options';
 import {
   expectFiniteNumber,
   expectFunction,
@@ -49,6 +57,18 @@ export type SamplerOptions = Omit<CompileOptions, 'steps'> & {
   model: SamplerModel;
   /** Number of steps (default 12: the paper's few-step recommendation). */
   steps?: number;
+  /**
+   * Dynamic batching (default off): concurrent requests of this Sampler (and of other
+   * Samplers with equal solver options on the same model) that fit together are solved as
+   * one batch. true takes the defaults { maxBatchSize: 64, maxWaitMs: 0 }.
+   */
+  batching?: boolean | BatchingOptions;
+  /**
+   * Backpressure: a sample() call is rejected with ERR_SCIRE_QUEUE_FULL when this many
+   * requests already wait on the model's queue (shared by every Sampler on the model).
+   * Default Infinity; loadModel's maxQueue applies too.
+   */
+  maxQueue?: number;
 };
 
 /** Progress of one network evaluation. */
@@ -87,8 +107,14 @@ export interface SampleOptions {
   guidanceScale?: number;
   /** Called after every network evaluation. */
   onStep?: (event: SampleStepEvent) => void;
-  /** Cancels the solve between evaluations; the promise then rejects with an AbortError. */
+  /**
+   * Cancels the request: while it waits in the queue it is rejected at once (AbortError)
+   * and never runs; while it runs, at once too (its slice of a batch is dropped, and the
+   * solve stops at the next evaluation when no other request needs it).
+   */
   signal?: AbortSignalLike;
+  /** Queue priority: higher runs first, first come first served within a priority (default 0). */
+  priority?: number;
   /** 'auto' (default) | true | false: the whole solve as one CUDA graph on a GPU (see executePlan). */
   cudaGraph?: 'auto' | boolean;
   /**
@@ -101,11 +127,17 @@ export interface SampleOptions {
 export interface SampleTimings {
   /** Wall time of the whole sample() call. */
   totalMs: number;
+  /** Waiting in the model's queue (from submit to the start of the solve it ran in). */
+  queueMs: number;
+  /** Samples in the solve this request ran in: its own batch, or a dynamic batch with others. */
+  batchSize: number;
+  /** Requests in that solve (1 when it ran alone). */
+  batchRequests: number;
   /** Compiling the plan (0 when it came from the cache). */
   compileMs: number;
   /** Drawing the starting noise. */
   noiseMs: number;
-  /** The executor: all of the solve. */
+  /** The executor: all of the solve (of the whole batch when batched). */
   executeMs: number;
   /** Inside the network, as the executor measured it (NaN when it does not: a CUDA-graph run). */
   modelMs: number;
@@ -128,7 +160,7 @@ export interface SampleResult {
   tStart: number;
 }
 
-const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal', 'cudaGraph', 'nonFinite'];
+const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal', 'cudaGraph', 'nonFinite', 'priority'];
 const MAX_CACHED_PLANS = 16;
 const DEFAULT_STEPS = 12;
 
@@ -169,6 +201,10 @@ export class Sampler {
   readonly schedule: NoiseSchedule;
   /** The solver options as given (steps defaulted), without model. */
   readonly options: Readonly<Omit<CompileOptions, 'schedule'>>;
+  /** Dynamic batching (undefined: off). */
+  readonly batching: Readonly<ResolvedBatching> | undefined;
+  /** This Sampler's queue limit (Infinity: none). */
+  readonly maxQueue: number;
   private readonly plans = new Map<number, Plan>();
   private readonly defaultTStart: number;
 
@@ -181,7 +217,9 @@ export class Sampler {
     if (model.info !== undefined && (typeof model.info !== 'object' || model.info === null)) {
       throw invalidType('model.info', 'an object { device, dtype, numInputs } or undefined', model.info);
     }
-    const { model: _model, ...solverOptions } = options;
+    const { model: _model, batching, maxQueue, ...solverOptions } = options;
+    this.batching = resolveBatching(batching);
+    this.maxQueue = resolveMaxQueue(maxQueue);
     const compileOptions: CompileOptions = { ...solverOptions, steps: solverOptions.steps ?? DEFAULT_STEPS };
     // preset 'auto' is the Sampler's default unless a solver field or a preset is given.
     if (compileOptions.preset === undefined && !PRESET_FIELDS.some((f) => compileOptions[f] !== undefined)) compileOptions.preset = 'auto';
@@ -216,6 +254,8 @@ export class Sampler {
   /** Runs the solver on a batch and resolves with the samples. */
   async sample(options: SampleOptions): Promise<SampleResult> {
     const started = performance.now();
+    const callSite = new Error('sample call site');
+    Error.captureStackTrace(callSite, this.sample);
     const o = expectObject('sample options', options);
     expectKnownKeys('sample options', o, SAMPLE_KEYS);
     const shape = expectShape('shape', o.shape);
@@ -225,6 +265,7 @@ export class Sampler {
     const signal = o.signal as AbortSignal | undefined;
     if (signal?.aborted) throw abortError(signal);
     const onStep = o.onStep === undefined ? undefined : (expectFunction('onStep', o.onStep) as (e: SampleStepEvent) => void);
+    const priority = resolvePriority(o.priority);
 
     const tStart = this.resolveTStart(o);
     const isImg2Img = o.x0 !== undefined;
@@ -258,16 +299,19 @@ export class Sampler {
     const noiseMs = performance.now() - tNoise;
 
     const execOptions: ExecuteOptions = { x, shape, ...this.conditioning(o, shape) };
-    if (signal) execOptions.signal = signal;
     if (o.cudaGraph !== undefined) execOptions.cudaGraph = o.cudaGraph as ExecuteOptions['cudaGraph'];
+    let stepEvents: ((ev: NativeStepEvent) => void) | undefined;
     if (onStep) {
       const evalTimes = plan.ops.flatMap((op) => (op.op === 'eval' ? [op.tCont] : []));
-      execOptions.onStep = (ev: NativeStepEvent) => onStep({ nfe: ev.nfe, total: ev.total, t: ev.t, tCont: evalTimes[ev.nfe - 1] });
+      stepEvents = (ev: NativeStepEvent) => onStep({ nfe: ev.nfe, total: ev.total, t: ev.t, tCont: evalTimes[ev.nfe - 1] });
     }
 
-    const tExec = performance.now();
-    const result: NativeExecuteResult = checkExecuteResult(await executePlan(this.model, plan, execOptions), count);
-    const executeMs = performance.now() - tExec;
+    let result: ServedResult;
+    try {
+      result = await this.submit(plan, resolveExecuteOptions(execOptions), { signal, onStep: stepEvents, priority });
+    } catch (e) {
+      throw withCallerStack(e, callSite);
+    }
     if (nonFinite === 'error') checkFiniteResult(result, plan.ops.flatMap((op) => (op.op === 'eval' ? [op.t] : [])));
     return {
       data: result.data,
@@ -278,13 +322,38 @@ export class Sampler {
       tStart,
       timings: {
         totalMs: performance.now() - started,
+        queueMs: result.timings.queueMs,
+        batchSize: result.timings.batchSize,
+        batchRequests: result.timings.batchRequests,
         compileMs,
         noiseMs,
-        executeMs,
+        executeMs: result.timings.runMs,
         modelMs: Number(result.timings?.modelMs ?? NaN),
         solverMs: Number(result.timings?.solverMs ?? NaN),
       },
     };
+  }
+
+  /**
+   * Queues one solve on the model's shared queue (lib/serving): batched with compatible
+   * requests when batching is on, alone otherwise.
+   */
+  private submit(
+    plan: Plan,
+    options: NativeExecuteOptions,
+    extra: { signal?: AbortSignal; onStep?: (ev: NativeStepEvent) => void; priority: number },
+  ): Promise<ServedResult> {
+    const item: ExecuteItem = {
+      plan,
+      options,
+      size: options.shape[0],
+      priority: extra.priority,
+      ...(extra.signal ? { signal: extra.signal } : {}),
+      ...(extra.onStep ? { onStep: extra.onStep } : {}),
+      ...(this.batching ? { batch: { key: batchKey(plan, options, this.model.info?.dtype ?? ''), ...this.batching } } : {}),
+    };
+    const limit = this.maxQueue < Infinity ? { maxQueue: this.maxQueue, of: "the Sampler's maxQueue" } : undefined;
+    return servingQueue(this.model).submit(item, limit);
   }
 
   /**

@@ -17,13 +17,18 @@ interface TorchOpsStepper {
 
 type WithStepper = NativeModel & { torchOpsStepper?: (opts: { shape: number[]; numRegs: number }) => TorchOpsStepper };
 
+/** The addon's model object behind a loadModel() Model (its `native`), or the model itself. */
+function addonModel(model: NativeModel): WithStepper {
+  return ((model as { native?: NativeModel }).native ?? model) as WithStepper;
+}
+
 export function opStepperAvailable(model: NativeModel): boolean {
-  return typeof (model as WithStepper).torchOpsStepper === 'function';
+  return typeof addonModel(model).torchOpsStepper === 'function';
 }
 
 /** Runs `plan` op by op from JS on `model`; returns x_0 (float32). */
 export function stepPlanFromJs(model: NativeModel, plan: Plan, x: Float32Array, shape: number[]): Float32Array {
-  const m = model as WithStepper;
+  const m = addonModel(model);
   if (typeof m.torchOpsStepper !== 'function') throw new Error('this scire.node has no model.torchOpsStepper (native/testing/gpu_bench.cc, in the testing addon scire_testing.node): rebuild the addon');
   const s = m.torchOpsStepper({ shape, numRegs: plan.numRegs });
   try {
