@@ -33,6 +33,7 @@ const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
+const { readJsonOr: readJson, safeReaddir, which } = require('./prebuilt');
 
 const ROOT = path.resolve(__dirname, '..');
 const BUILD_DIR = path.join(ROOT, 'build');
@@ -63,21 +64,6 @@ function log(msg) {
 class BootstrapError extends Error {}
 
 // ---------------------------------------------------------------- helpers
-function which(cmd) {
-  if (cmd.includes('/')) return fs.existsSync(cmd) ? cmd : null;
-  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
-    if (!dir) continue;
-    const p = path.join(dir, cmd);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      if (fs.statSync(p).isFile()) return p;
-    } catch {
-      /* not here */
-    }
-  }
-  return null;
-}
-
 /** sha256 over the named files/folders (recursive, sorted; path and content) plus extra strings. */
 function hashInputs(relPaths, extra = []) {
   const h = crypto.createHash('sha256');
@@ -100,14 +86,6 @@ function hashInputs(relPaths, extra = []) {
   relPaths.forEach(visit);
   for (const e of extra) h.update(`extra:${e}\n`);
   return h.digest('hex');
-}
-
-function readJson(file, fallback) {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch {
-    return fallback;
-  }
 }
 
 function writeJson(file, value) {
@@ -210,14 +188,6 @@ function findSystemLibTorch() {
     }
   }
   return null;
-}
-
-function safeReaddir(dir) {
-  try {
-    return fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 /**

@@ -122,6 +122,7 @@ function unpackTarGz(buf) {
 
 // ---------------------------------------------------------------- tools and LibTorch
 function which(cmd, envPath = process.env.PATH) {
+  if (cmd.includes('/')) return fs.existsSync(cmd) ? cmd : null;
   for (const dir of (envPath || '').split(path.delimiter)) {
     if (!dir) continue;
     const p = path.join(dir, cmd);
@@ -240,6 +241,7 @@ module.exports = {
   installedDir,
   sha256,
   readJsonOr,
+  safeReaddir,
   packTarGz,
   unpackTarGz,
   which,

@@ -17,6 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main as cliMain } from '../lib/cli';
@@ -30,6 +31,9 @@ import { executePlanReference } from '../lib/reference';
 import { Sampler, type SampleOptions, type SamplerModel } from '../lib/sampler';
 import { NoiseSchedule } from '../lib/schedule';
 import { DIST_CLI, ROOT, ensureDistBuilt } from './support/dist';
+
+/** mulberry32 (test/support/prng.cjs): the fuzz is reproducible from its seed. */
+const { prng } = createRequire(__filename)('./support/prng.cjs') as { prng: (seed: number) => () => number };
 
 const MODELS = path.join(__dirname, 'fixtures', 'models');
 const GMM_PT = path.join(MODELS, 'gmm_D16_discrete.pt');
@@ -363,17 +367,6 @@ describe('issue 12 failures, each fixed', () => {
 
 // ------------------------------------------------------------------ 3. fuzz
 
-/** mulberry32: a seeded generator (the fuzz is reproducible from its seed). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
 
 const COMPILE_FUZZ_CASES = 1800;

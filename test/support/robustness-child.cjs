@@ -15,19 +15,9 @@ const path = require('node:path');
 const ROOT = path.resolve(__dirname, '..', '..');
 const lib = require(path.join(ROOT, 'dist', 'index.js'));
 const { Sampler, NoiseSchedule, loadModel, compilePlan } = lib;
+const { prng } = require('./prng.cjs');
 const GMM = path.join(ROOT, 'test', 'fixtures', 'models', 'gmm_D16_discrete.pt');
 
-/** mulberry32: a small seeded generator for the soak's choices. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const errorInfo = (e) => ({
   name: e && e.name,
