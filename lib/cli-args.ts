@@ -16,6 +16,8 @@ export const USAGE = `Usage: scire <command> [flags]
 Commands:
   sample   Sample a diffusion model and write the samples to a PNG grid or a .npy file
   info     Print the build: package version, LibTorch version, CUDA on/off, visible GPUs
+  worker   Sample the jobs of a BullMQ (Redis) queue: one process per device (needs bullmq)
+  submit   Put a sampling request on the queue, wait for it, write the result
 
 Run "scire <command> --help" for the flags of a command.`;
 
@@ -227,5 +229,5 @@ export function parseCommandLine(argv: string[]): CliArgs {
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') return { command: 'help' };
   if (command === 'sample') return parseSample(rest);
   if (command === 'info') return parseInfo(rest);
-  throw new UsageError(`unknown command '${command}' (expected sample or info)`);
+  throw new UsageError(`unknown command '${command}' (expected sample, info, worker or submit)`);
 }

@@ -9,7 +9,8 @@
  *   add --force to rebuild even when nothing changed
  *
  * Steps (each skipped when its inputs did not change):
- *  1. system: a C++ compiler, make, cmake, python3 (for node-gyp) and LibTorch. On Debian as
+ *  1. system: a C++ compiler, make, cmake, python3 (for node-gyp) and LibTorch (with --with-gyp,
+ *     i.e. for the tests, also redis-server: test/scaleout.test.ts). On Debian as
  *     root, missing ones are installed with apt-get (apt-get update first); otherwise the
  *     exact install command is printed and bootstrap exits with status 1.
  *  2. npm dependencies: `npm ci` when node_modules is missing, `npm install` when it no
@@ -230,6 +231,11 @@ function checkSystem(needCmake) {
     if (!fs.existsSync(torchFromEnv)) throw new BootstrapError(`LibTorch folder '${torchFromEnv}' (from LIBTORCH / Torch_DIR) does not exist`);
   } else if (!findSystemLibTorch()) {
     missing.push(['LibTorch (C++ PyTorch)', 'libtorch-dev']);
+  }
+  // Tests only (npm test runs bootstrap --with-gyp): test/scaleout.test.ts and
+  // benchmarks/scaleout.ts start a throwaway redis-server (lib/testing/redis-server.ts).
+  if (argv.has('--with-gyp') && !which('redis-server') && !process.env.REDIS_SERVER) {
+    missing.push(['redis-server (test/scaleout.test.ts)', 'redis-server']);
   }
   if (missing.length === 0) return;
 
