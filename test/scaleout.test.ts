@@ -16,7 +16,7 @@
  * - SIGTERM to `scire worker --devices all` (no GPU here: it falls back to one CPU worker and
  *   says so) while jobs run: the jobs in flight finish, the rest stay queued, exit status 0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../lib/model';
@@ -187,6 +187,8 @@ describe('scire worker on a real redis-server', () => {
       solverOptions: { steps: STEPS },
       concurrency: 4,
       maxSamples: 16,
+      progressIntervalMs: 0,
+      results: { store: 'auto', inlineMaxBytes: 1000, ttlSeconds: 600 },
     });
     const client = await createClient({ connection: redis.url, queue: 'bad' });
     try {
@@ -223,10 +225,24 @@ describe('scire worker on a real redis-server', () => {
       // The client checks the same things before enqueueing what it can check without the model.
       await expect(client.enqueue({ n: 1, sed: 3 } as never)).rejects.toThrow(/unknown option 'sed'/);
       await expect(client.enqueue({ n: 1, output: 'jpg' as never })).rejects.toThrow(/for output/);
-      // And a good job on the same worker still runs.
-      const ok = await client.submit({ n: 2, seed: 5, output: 'png' });
-      expect(ok.bytes.subarray(1, 4).toString()).toBe('PNG');
-      expect(worker.stats()).toMatchObject({ failed: cases.length, completed: 1, active: 0 });
+      // Good jobs on the same worker still run. A small PNG is stored inline; 3136 bytes of
+      // float32 exceed inlineMaxBytes (1000) and go under a result key with a TTL. Progress
+      // events arrive (progressIntervalMs 0: every evaluation but the last).
+      const progress: unknown[] = [];
+      client.events.on('progress', ({ data }) => progress.push(data));
+      const png = await client.submit({ n: 2, seed: 5, output: 'png' });
+      expect(png.bytes.subarray(1, 4).toString()).toBe('PNG');
+      const f32 = await client.submit({ n: 1, seed: 5, output: 'f32' }, { jobId: 'f32-seed-5' });
+      const stored = (await client.queue.getJob('f32-seed-5'))!.returnvalue as { encoding: string; key: string; data?: string };
+      expect(stored.encoding).toBe('redis-key');
+      expect(stored.data).toBeUndefined();
+      // redis-cli comes with Debian's redis-server (redis-tools).
+      const ttl = spawnSync('redis-cli', ['-p', String(redis.port), 'TTL', stored.key], { encoding: 'utf8' });
+      expect(Number(ttl.stdout.trim())).toBeGreaterThan(500);
+      const ref = await new Sampler({ model, schedule, steps: STEPS }).sample({ shape: [1, 1, 28, 28], seed: 5 });
+      expect(relErr(f32.data!, ref.data)).toBeLessThan(REL_TOL);
+      expect(progress).toContainEqual({ nfe: 1, total: STEPS });
+      expect(worker.stats()).toMatchObject({ failed: cases.length, completed: 2, active: 0 });
     } finally {
       await client.close();
       await worker.close();
