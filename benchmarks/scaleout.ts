@@ -13,7 +13,7 @@
  *   npm run bench:scaleout                     writes benchmarks/results/scaleout.md and .json
  *   npx vite-node benchmarks/scaleout.ts -- --tiny --out /tmp/x    smoke setting
  * Options: --out DIR  --tiny  --jobs N (128)  --reps N (3)  --steps N (6)  --inflight K (8)
- *          --configs 1x2,1x1,2x1,4x1 (WORKERSxTHREADS)  --model PATH
+ *          --configs 1x2,1x1,2x1,4x1 (WORKERSxTHREADS)  --model PATH  --device cpu|cuda:N
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -40,12 +40,12 @@ interface Pool {
 }
 
 /** Starts `workers` worker processes on their own queue; resolves when all printed ready. */
-async function startPool(cli: string, url: string, workers: number, threads: number, o: { steps: number; inflight: number; model: string }): Promise<Pool> {
+async function startPool(cli: string, url: string, workers: number, threads: number, o: { steps: number; inflight: number; model: string; device: string }): Promise<Pool> {
   const queue = `bench-${workers}x${threads}`;
   const children = Array.from({ length: workers }, () =>
     spawn(
       process.execPath,
-      [cli, 'worker', '--redis', url, '--queue', queue, '--model', o.model, '--threads', String(threads), '--steps', String(o.steps), '--concurrency', String(o.inflight)],
+      [cli, 'worker', '--redis', url, '--queue', queue, '--model', o.model, '--threads', String(threads), '--steps', String(o.steps), '--concurrency', String(o.inflight), '--device', o.device],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
     ),
   );
@@ -144,6 +144,7 @@ async function main(): Promise<void> {
     return { workers: Number(m[1]), threads: Number(m[2]) };
   });
   const modelPath = args.get('model') ?? join(ROOT, 'models', 'fmnist_unet.pt');
+  const device = args.get('device') ?? 'cpu';
   const cores = cpus().length;
   const started = new Date().toISOString();
   const load0 = loadavg();
@@ -151,11 +152,11 @@ async function main(): Promise<void> {
   const cli = ensureDist();
   const redis = await startRedisServer();
   const pools: Pool[] = [];
-  const model = await loadModel(modelPath, { device: 'cpu' });
+  const model = await loadModel(modelPath, { device });
   try {
     const card = readModelCard(modelPath);
     const local = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps, batching: true });
-    for (const c of configs) pools.push(await startPool(cli, redis.url, c.workers, c.threads, { steps, inflight, model: modelPath }));
+    for (const c of configs) pools.push(await startPool(cli, redis.url, c.workers, c.threads, { steps, inflight, model: modelPath, device }));
     // Warm-up: every worker loads and runs a few batches; the local Sampler too.
     await runLocal(local, inflight * 2, inflight, 1e6);
     for (const p of pools) await runJobs(p, p.workers * inflight * 2, 1e6, redis.port);
@@ -201,12 +202,12 @@ async function main(): Promise<void> {
     });
     const info = nativeBinding().buildInfo();
     const md = [
-      '# Scale-out: BullMQ workers (CPU)',
+      `# Scale-out: BullMQ workers (${device})`,
       '',
       `Command: \`npm run bench:scaleout${tiny ? ' -- --tiny' : ''}\` (benchmarks/scaleout.ts), ${started}. Machine: ${cores} CPU cores`,
       `(${cpus()[0]?.model ?? '?'}), load average ${load0.map((v) => v.toFixed(1)).join(' / ')} at the start and ${load1.map((v) => v.toFixed(1)).join(' / ')} at the end`,
       `(1 / 5 / 15 min; other jobs shared the CPU). LibTorch ${info.torchVersion}; redis-server on loopback, no persistence.`,
-      `Model: ${modelPath.replace(ROOT + '/', '')} (float32, CPU), SciRE v1 multistep order 3, ${steps} steps.`,
+      `Model: ${modelPath.replace(ROOT + '/', '')} (float32, ${device}), SciRE v1 multistep order 3, ${steps} steps.`,
       '',
       `${jobs} batch-1 jobs \`{ n: 1, seed, output: 'f32' }\` per run, added with one addBulk; wall time from the add to the last`,
       `'completed' event. Every worker runs ${inflight} jobs at once with dynamic batching on; the local Sampler keeps ${inflight} sample()`,
@@ -233,7 +234,7 @@ async function main(): Promise<void> {
     writeFileSync(join(outDir, 'scaleout.md'), md.join('\n'));
     writeFileSync(
       join(outDir, 'scaleout.json'),
-      JSON.stringify({ started, jobs, reps, steps, inflight, cores, loadavgStart: load0, loadavgEnd: load1, torch: info.torchVersion, results }, null, 2) + '\n',
+      JSON.stringify({ started, device, jobs, reps, steps, inflight, cores, loadavgStart: load0, loadavgEnd: load1, torch: info.torchVersion, results }, null, 2) + '\n',
     );
     process.stdout.write(md.join('\n'));
   } finally {

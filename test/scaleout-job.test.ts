@@ -2,14 +2,17 @@
  * The job data, result encoding and connection parsing of lib/scaleout, without Redis:
  * parseJobData (n / shape, limits, output, JSON arrays), jobIdFor (stable under key order,
  * different for another seed), readStoredResult (f32 / npy round trips, expired keys) and
- * connectionOptions (redis:// and rediss:// URLs, bad URLs).
+ * connectionOptions (redis:// and rediss:// URLs, bad URLs); the usage errors of `scire worker`
+ * and `scire submit` (exit status 2), and the message when bullmq is not installed.
  */
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { encodeNpy } from '../lib/image-io';
 import { connectionOptions } from '../lib/scaleout/bullmq';
 import { prepareRequest } from '../lib/scaleout/client';
 import { jobIdFor, parseJobData } from '../lib/scaleout/job';
 import { RESULT_FORMAT, readStoredResult, type StoredResult } from '../lib/scaleout/result';
+import { ROOT, ensureDist } from './support/dist';
 
 const limits = { sampleShape: [1, 28, 28], maxSamples: 64, maxResultBytes: 16 * 1024 * 1024 };
 
@@ -94,4 +97,46 @@ describe('connectionOptions', () => {
     expect(() => connectionOptions(6379)).toThrow(TypeError);
     expect(() => connectionOptions('redis://x/abc')).toThrow(/database number/);
   });
+});
+
+describe('scire worker / submit command lines (dist/cli.js, no Redis needed)', () => {
+  const run = (args: string[]): ReturnType<typeof spawnSync> =>
+    spawnSync(process.execPath, [ensureDist(), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+
+  it('prints the help, and exits 2 with the usage on bad flags', () => {
+    const help = run(['worker', '--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/Usage: scire worker/);
+    expect(run(['submit', '-h']).stdout).toMatch(/Usage: scire submit/);
+    const bad: [string[], RegExp][] = [
+      [['worker', '--concurrency', '0'], /--concurrency must be an integer >= 1, got '0'/],
+      [['worker', '--device', 'gpu'], /--device must be cpu, cuda or cuda:N/],
+      [['worker', '--device', 'cpu', '--devices', 'all'], /give --device or --devices, not both/],
+      [['worker', '--results', 'disk'], /--results must be one of auto \| inline \| key/],
+      [['worker', '--bogus'], /Unknown option '--bogus'/],
+      [['submit', '--out', 'x.jpg'], /--out must name a .png, .npy or .f32 file/],
+      [['submit', '-n', '2', '--shape', '2,1,28,28'], /give -n or --shape, not both/],
+      [['submit', '--seed', '1.5'], /--seed must be a non-negative integer/],
+    ];
+    for (const [args, message] of bad) {
+      const r = run(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.stderr).toMatch(/Usage: scire (worker|submit)/);
+    }
+  }, 120_000);
+
+  it('without bullmq installed, says how to install it', () => {
+    // Resolution of 'bullmq' fails as it would without the package.
+    const hide = `const M = require('module'); const r = M._resolveFilename;
+      M._resolveFilename = function (req, ...a) { if (req === 'bullmq') { const e = new Error("Cannot find module 'bullmq'"); e.code = 'MODULE_NOT_FOUND'; throw e; } return r.call(this, req, ...a); };`;
+    ensureDist();
+    const r = spawnSync(
+      process.execPath,
+      ['-e', `${hide} require('./dist/scaleout/bullmq.js').loadBullMQ()`],
+      { cwd: ROOT, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/optional peer dependency bullmq .* npm install bullmq@5/);
+  }, 120_000);
 });
