@@ -14,9 +14,10 @@
  *   npx vite-node benchmarks/scaleout.ts -- --tiny --out /tmp/x    smoke setting
  * Options: --out DIR  --tiny  --jobs N (128)  --reps N (3)  --steps N (6)  --inflight K (8)
  *          --configs 1x2,1x1,2x1,4x1 (WORKERSxTHREADS)  --model PATH  --device cpu|cuda:N
+ *          --max-wait-ms MS (the workers' batching wait; default theirs, 5)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from '../lib/model';
@@ -29,6 +30,14 @@ import { ensureDist } from '../test/support/dist';
 import { fixed, parseArgs, table } from './support/markdown';
 
 const ROOT = join(__dirname, '..');
+/** kernel.sched_autogroup_enabled ('?' where it cannot be read). */
+function autogroup(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
 interface Pool {
@@ -40,13 +49,17 @@ interface Pool {
 }
 
 /** Starts `workers` worker processes on their own queue; resolves when all printed ready. */
-async function startPool(cli: string, url: string, workers: number, threads: number, o: { steps: number; inflight: number; model: string; device: string }): Promise<Pool> {
+async function startPool(cli: string, url: string, workers: number, threads: number, o: { steps: number; inflight: number; model: string; device: string; maxWaitMs?: string }): Promise<Pool> {
   const queue = `bench-${workers}x${threads}`;
   const children = Array.from({ length: workers }, () =>
     spawn(
       process.execPath,
-      [cli, 'worker', '--redis', url, '--queue', queue, '--model', o.model, '--threads', String(threads), '--steps', String(o.steps), '--concurrency', String(o.inflight), '--device', o.device],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+      [cli, 'worker', '--redis', url, '--queue', queue, '--model', o.model, '--threads', String(threads), '--steps', String(o.steps), '--concurrency', String(o.inflight), '--device', o.device, ...(o.maxWaitMs ? ['--max-wait-ms', o.maxWaitMs] : [])],
+      // detached: each worker in its own session, as a supervisor starts services. With Linux
+      // autogroup scheduling (kernel.sched_autogroup_enabled=1), the processes of one session
+      // share ONE fair CPU share against the other sessions of a busy machine, which would
+      // cap N workers of this script at the CPU of one.
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], detached: true },
     ),
   );
   await Promise.all(
@@ -92,6 +105,7 @@ async function runJobs(pool: Pool, jobs: number, seed0: number, port: number): P
   const c0 = redisCommands(port);
   const batches: number[] = [];
   const byPid = new Map<number, number>();
+  const firstByPid = new Map<number, number>();
   let done = 0;
   let resolveAll!: () => void;
   const all = new Promise<void>((r) => (resolveAll = r));
@@ -99,14 +113,16 @@ async function runJobs(pool: Pool, jobs: number, seed0: number, port: number): P
     const r = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as { timings: { batchSize: number }; worker: { pid: number } };
     batches.push(r.timings.batchSize);
     byPid.set(r.worker.pid, (byPid.get(r.worker.pid) ?? 0) + 1);
+    if (!firstByPid.has(r.worker.pid)) firstByPid.set(r.worker.pid, performance.now() - t0);
     if (++done === jobs) resolveAll();
   };
-  pool.client.events.on('completed', onCompleted);
   const t0 = performance.now();
+  pool.client.events.on('completed', onCompleted);
   await pool.client.queue.addBulk(Array.from({ length: jobs }, (_, i) => ({ name: 'sample', data: { n: 1, seed: seed0 + i, output: 'f32' }, opts: { removeOnComplete: true } })));
   await all;
   const wallMs = performance.now() - t0;
   pool.client.events.off('completed', onCompleted);
+  if (process.env.SCALEOUT_DEBUG) process.stderr.write(`first completion per worker (ms): ${[...firstByPid.values()].map((v) => v.toFixed(0)).join(' / ')}\n`);
   const c1 = redisCommands(port);
   return {
     redisPerJob: { calls: (c1.calls - c0.calls) / jobs, scripts: (c1.scripts - c0.scripts) / jobs },
@@ -156,7 +172,7 @@ async function main(): Promise<void> {
   try {
     const card = readModelCard(modelPath);
     const local = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps, batching: true });
-    for (const c of configs) pools.push(await startPool(cli, redis.url, c.workers, c.threads, { steps, inflight, model: modelPath, device }));
+    for (const c of configs) pools.push(await startPool(cli, redis.url, c.workers, c.threads, { steps, inflight, model: modelPath, device, maxWaitMs: args.get('max-wait-ms') }));
     // Warm-up: every worker loads and runs a few batches; the local Sampler too.
     await runLocal(local, inflight * 2, inflight, 1e6);
     for (const p of pools) await runJobs(p, p.workers * inflight * 2, 1e6, redis.port);
@@ -212,7 +228,9 @@ async function main(): Promise<void> {
       `${jobs} batch-1 jobs \`{ n: 1, seed, output: 'f32' }\` per run, added with one addBulk; wall time from the add to the last`,
       `'completed' event. Every worker runs ${inflight} jobs at once with dynamic batching on; the local Sampler keeps ${inflight} sample()`,
       `calls in flight. Threads: LibTorch intra-op threads per process (OMP_NUM_THREADS), as in the configuration.`,
-      `Medians of ${reps} runs; configurations in turns, so each sees the same machine load.`,
+      `Medians of ${reps} runs; configurations in turns, so each sees the same machine load. Each worker process runs in its own`,
+      `session (as under a supervisor); kernel.sched_autogroup_enabled = ${autogroup()}: with autogroup on, the CPU is shared fairly between`,
+      `sessions, so on a busy machine every worker process gets its own share, and N processes get up to N shares.`,
       '',
       table(
         ['configuration', 'processes x threads', 'wall ms (runs)', 'jobs/s', 'vs 1 worker x 1 thread', 'vs local Sampler', 'mean batch', 'jobs per worker (last run)', 'Redis commands / scripts per job'],

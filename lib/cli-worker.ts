@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from './cli-args';
 import { PACKAGE_ROOT, nativeBinding } from './native';
 import type { SampleJobData } from './scaleout/job';
+import { DEFAULT_WORKER_MAX_WAIT_MS } from './scaleout/worker';
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
 const DEFAULT_QUEUE = 'scire';
@@ -39,7 +40,8 @@ Flags:
   --threads <int>            CPU threads of the network (OMP_NUM_THREADS; default: LibTorch's)
   --steps <int>              Default solver steps of the jobs (default 12)
   --max-batch <int>          Most samples in one batched solve (default 64)
-  --max-wait-ms <ms>         How long an idle model waits to fill a batch (default 0)
+  --max-wait-ms <ms>         How long an idle model waits to fill a batch (default 5: the
+                             successors of a finished batch arrive one Redis round trip each)
   --no-batching              Run each job alone
   --max-samples <int>        Most samples in one job (default 64)
   --results <store>          auto | inline | key (default auto: up to 64 KiB inline)
@@ -206,7 +208,7 @@ async function runWorker(argv: string[]): Promise<number> {
     solverOptions: values.steps === undefined ? undefined : { steps: int('steps', values.steps, 1) as number },
     batching: values['no-batching']
       ? false
-      : { maxBatchSize: int('max-batch', values['max-batch'], 1), maxWaitMs: num('max-wait-ms', values['max-wait-ms']) },
+      : { maxBatchSize: int('max-batch', values['max-batch'], 1), maxWaitMs: num('max-wait-ms', values['max-wait-ms']) ?? DEFAULT_WORKER_MAX_WAIT_MS },
     maxSamples: int('max-samples', values['max-samples'], 1),
     results: results === undefined && values['result-ttl'] === undefined ? undefined : { store: results, ttlSeconds: int('result-ttl', values['result-ttl'], 1) },
     lockDuration: int('lock-duration', values['lock-duration'], 100),

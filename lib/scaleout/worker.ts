@@ -41,6 +41,13 @@ export const DEFAULT_STALLED_INTERVAL_MS = 30_000;
 export const DEFAULT_MAX_STALLED_COUNT = 1;
 export const DEFAULT_CONCURRENCY = 16;
 export const DEFAULT_PROGRESS_INTERVAL_MS = 1000;
+/**
+ * How long an idle model waits to fill a batch, in a worker (the Sampler's default is 0). When
+ * a batch finishes, its jobs complete together and BullMQ fetches their successors one Redis
+ * round trip each; without a short wait the first successor would start a solve alone and the
+ * others would wait for it (batches of 1, 7, 1, 7, ... instead of 8, 8, ...).
+ */
+export const DEFAULT_WORKER_MAX_WAIT_MS = 5;
 const MAX_CACHED_SAMPLERS = 32;
 
 export interface CreateWorkerOptions {
@@ -62,7 +69,10 @@ export interface CreateWorkerOptions {
   schedule?: NoiseSchedule;
   /** Default solver options of the jobs (a job may override them). */
   solverOptions?: Omit<CompileOptions, 'schedule'>;
-  /** Dynamic batching of the jobs in flight (default true; ignored with `sampler`). */
+  /**
+   * Dynamic batching of the jobs in flight (default { maxBatchSize: 64, maxWaitMs: 5 }; ignored
+   * with `sampler`, whose batching is used as it is).
+   */
   batching?: boolean | BatchingOptions;
   /** Shape of one sample; needed for jobs that give `n` (a model path takes the card's). */
   sampleShape?: number[];
@@ -147,7 +157,7 @@ async function resolveBase(o: CreateWorkerOptions): Promise<Base> {
       model,
       schedule: o.schedule ?? card.schedule,
       solverOptions: { modelType: card.modelType, ...o.solverOptions },
-      batching: o.batching ?? true,
+      batching: o.batching ?? { maxWaitMs: DEFAULT_WORKER_MAX_WAIT_MS },
       sampleShape: o.sampleShape ?? card.shape,
       dataRange: o.dataRange ?? card.dataRange,
       ownsModel: true,
@@ -161,7 +171,7 @@ async function resolveBase(o: CreateWorkerOptions): Promise<Base> {
     model: o.model as SamplerModel,
     schedule: o.schedule,
     solverOptions: { ...o.solverOptions },
-    batching: o.batching ?? true,
+    batching: o.batching ?? { maxWaitMs: DEFAULT_WORKER_MAX_WAIT_MS },
     sampleShape: o.sampleShape,
     dataRange: o.dataRange,
     ownsModel: false,
