@@ -13,6 +13,8 @@
  *   runs take 0.25-0.5 s each on this shared 2-core machine: 50-100 s of the file's time).
  * - 14 kinds of bad job data fail at once with a message that names the field, and are not
  *   retried (attemptsMade === 1 with attempts: 5).
+ * - createWorker({ sampler }) with per-job solver options, an idempotent resubmit (jobId
+ *   'auto': one run, the same bytes) and a seed above 2^53.
  * - SIGTERM to `scire worker --devices all` (no GPU here: it falls back to one CPU worker and
  *   says so) while jobs run: the jobs in flight finish, the rest stay queued, exit status 0.
  */
@@ -236,6 +238,32 @@ describe('scire worker on a real redis-server', () => {
       expect(relErr(f32.data!, ref.data)).toBeLessThan(REL_TOL);
       expect(progress).toContainEqual({ nfe: 1, total: STEPS });
       expect(worker.stats()).toMatchObject({ failed: cases.length, completed: 2, active: 0 });
+    } finally {
+      await client.close();
+      await worker.close();
+    }
+  }, 120_000);
+
+  it('createWorker({ sampler }): job solver options override the sampler\'s; an auto job id runs a request once', async () => {
+    const sampler = new Sampler({ model, schedule, steps: STEPS, batching: { maxBatchSize: 8, maxWaitMs: 5 } });
+    const worker = await createWorker({ connection: redis.url, queue: 'api', sampler, sampleShape: [1, 28, 28], concurrency: 4 });
+    const client = await createClient({ connection: redis.url, queue: 'api' });
+    try {
+      const request = { n: 2, seed: 77, steps: 3, solver: 'dpmpp' as const, order: 2, output: 'npy' as const };
+      const first = await client.submit(request, { jobId: 'auto' });
+      const again = await client.submit(request, { jobId: 'auto' });
+      expect(again.jobId).toBe(first.jobId);
+      expect(again.bytes.equals(first.bytes)).toBe(true);
+      expect(worker.stats().completed).toBe(1); // the second submit found the finished job
+      expect(first.bytes.subarray(1, 6).toString()).toBe('NUMPY');
+      expect(first.nfe).toBe(3);
+      const ref = await new Sampler({ model, schedule, steps: 3, solver: 'dpmpp', order: 2 }).sample({ shape: [2, 1, 28, 28], seed: 77 });
+      expect(relErr(first.data!, ref.data)).toBeLessThan(REL_TOL);
+      // A seed above 2^53 travels as a decimal string and comes back as one.
+      const big = await client.submit({ n: 1, seed: '18446744073709551615' });
+      expect(big.seed).toBe('18446744073709551615');
+      const bigRef = await sampler.sample({ shape: [1, 1, 28, 28], seed: 18446744073709551615n });
+      expect(relErr(big.data!, bigRef.data)).toBeLessThan(REL_TOL);
     } finally {
       await client.close();
       await worker.close();
