@@ -13,7 +13,8 @@
  *   npm run bench:scaleout                     writes benchmarks/results/scaleout.md and .json
  *   npx vite-node benchmarks/scaleout.ts -- --tiny --out /tmp/x    smoke setting
  * Options: --out DIR  --tiny  --jobs N (128)  --reps N (3)  --steps N (6)  --inflight K (8)
- *          --configs 1x2,1x1,2x1,4x1 (WORKERSxTHREADS)  --model PATH  --device cpu|cuda:N
+ *          --configs 1x2,1x1,2x1,4x1,local:1x1,local:2x1 (WORKERSxTHREADS; local:PxT is the
+ *          control without Redis: P processes with a local Sampler each)  --model PATH  --device cpu|cuda:N
  *          --max-wait-ms MS (the workers' batching wait; default theirs, 5)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -146,19 +147,80 @@ async function runLocal(sampler: Sampler, jobs: number, inflight: number, seed0:
   return { wallMs: performance.now() - t0, meanBatch: batches.reduce((a, b) => a + b, 0) / batches.length, perWorker: [jobs] };
 }
 
+/**
+ * Control without Redis: `processes` child processes (each in its own session, OMP_NUM_THREADS
+ * = threads) run a local batched Sampler on jobs / processes batch-1 jobs each, started together
+ * after their warm-up. It shows how this machine scales independent processes, queue or not.
+ */
+async function runLocalProcesses(processes: number, threads: number, jobs: number, o: { steps: number; inflight: number; model: string; device: string }): Promise<Run> {
+  const script = join(__dirname, 'scaleout.ts');
+  const viteNode = join(ROOT, 'node_modules', '.bin', 'vite-node');
+  const share = Math.ceil(jobs / processes);
+  const children = Array.from({ length: processes }, () =>
+    spawn(viteNode, [script, '--', '--child', '--jobs', String(share), '--steps', String(o.steps), '--inflight', String(o.inflight), '--model', o.model, '--device', o.device], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'inherit'],
+      detached: true,
+      env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+    }),
+  );
+  const lines = children.map((c) => {
+    let out = '';
+    const waiters: Array<[RegExp, (line: string) => void]> = [];
+    c.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const w of [...waiters]) {
+        const m = w[0].exec(out);
+        if (m) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w[1](m[0]);
+        }
+      }
+    });
+    return (re: RegExp): Promise<string> => new Promise((resolve) => (re.test(out) ? resolve(re.exec(out)![0]) : waiters.push([re, resolve])));
+  });
+  await Promise.all(lines.map((l) => l(/ready\n/)));
+  const t0 = performance.now();
+  for (const c of children) c.stdin!.write('go\n');
+  const done = await Promise.all(lines.map((l) => l(/\{"meanBatch".*\}\n/)));
+  const wallMs = performance.now() - t0;
+  await Promise.all(children.map((c) => new Promise<void>((resolve) => (c.exitCode !== null ? resolve() : c.once('exit', () => resolve())))));
+  const batches = done.map((d) => (JSON.parse(d) as { meanBatch: number }).meanBatch);
+  return { wallMs, meanBatch: batches.reduce((a, b) => a + b, 0) / batches.length, perWorker: children.map(() => share) };
+}
+
+/** The child of runLocalProcesses: warm up, say ready, wait for 'go', run, print the mean batch. */
+async function child(args: Map<string, string>): Promise<void> {
+  const modelPath = args.get('model')!;
+  const model = await loadModel(modelPath, { device: args.get('device') ?? 'cpu' });
+  const card = readModelCard(modelPath);
+  const inflight = Number(args.get('inflight'));
+  const sampler = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps: Number(args.get('steps')), batching: true });
+  await runLocal(sampler, inflight * 2, inflight, 1e6);
+  process.stdout.write('ready\n');
+  await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+  const r = await runLocal(sampler, Number(args.get('jobs')), inflight, 0);
+  process.stdout.write(JSON.stringify({ meanBatch: r.meanBatch }) + '\n');
+  process.stdin.pause();
+  model.dispose();
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2).filter((a) => a !== '--'));
+  if (args.has('child')) return child(args);
   const tiny = args.has('tiny');
   const outDir = args.get('out') ?? join(ROOT, 'benchmarks', 'results');
   const jobs = Number(args.get('jobs') ?? (tiny ? 16 : 128));
   const reps = Number(args.get('reps') ?? (tiny ? 1 : 3));
   const steps = Number(args.get('steps') ?? (tiny ? 3 : 6));
   const inflight = Number(args.get('inflight') ?? 8);
-  const configs = (args.get('configs') ?? `1x${cpus().length},1x1,2x1,4x1`).split(',').map((c) => {
-    const m = /^(\d+)x(\d+)$/.exec(c);
-    if (!m) throw new RangeError(`--configs: expected WORKERSxTHREADS items such as 2x1, got '${c}'`);
-    return { workers: Number(m[1]), threads: Number(m[2]) };
+  const parsed = (args.get('configs') ?? `1x${cpus().length},1x1,2x1,4x1,local:1x1,local:2x1`).split(',').map((c) => {
+    const m = /^(local:)?(\d+)x(\d+)$/.exec(c);
+    if (!m) throw new RangeError(`--configs: expected WORKERSxTHREADS or local:PROCESSESxTHREADS items such as 2x1, got '${c}'`);
+    return { local: m[1] !== undefined, workers: Number(m[2]), threads: Number(m[3]) };
   });
+  const configs = parsed.filter((c) => !c.local);
+  const controls = parsed.filter((c) => c.local);
   const modelPath = args.get('model') ?? join(ROOT, 'models', 'fmnist_unet.pt');
   const device = args.get('device') ?? 'cpu';
   const cores = cpus().length;
@@ -182,6 +244,10 @@ async function main(): Promise<void> {
       const order: Array<[string, () => Promise<Run>]> = [
         ['local', () => runLocal(local, jobs, inflight, r * jobs)],
         ...pools.map((p): [string, () => Promise<Run>] => [p.queue, () => runJobs(p, jobs, r * jobs, redis.port)]),
+        ...controls.map((c): [string, () => Promise<Run>] => [
+          `local-${c.workers}x${c.threads}`,
+          () => runLocalProcesses(c.workers, c.threads, jobs, { steps, inflight, model: modelPath, device }),
+        ]),
       ];
       for (const [name, run] of order) {
         const res = await run();
@@ -202,6 +268,12 @@ async function main(): Promise<void> {
         label: `${p.workers} worker process${p.workers > 1 ? 'es' : ''}, ${p.threads} thread${p.threads > 1 ? 's' : ''} each`,
         processes: p.workers,
         threads: p.threads,
+      })),
+      ...controls.map((c) => ({
+        name: `local-${c.workers}x${c.threads}`,
+        label: `control: ${c.workers} process${c.workers > 1 ? 'es' : ''} with a local Sampler, ${c.threads} thread${c.threads > 1 ? 's' : ''} each (no Redis)`,
+        processes: c.workers,
+        threads: c.threads,
       })),
     ].map((c) => {
       const rs = runs.get(c.name)!;
@@ -231,6 +303,8 @@ async function main(): Promise<void> {
       `Medians of ${reps} runs; configurations in turns, so each sees the same machine load. Each worker process runs in its own`,
       `session (as under a supervisor); kernel.sched_autogroup_enabled = ${autogroup()}: with autogroup on, the CPU is shared fairly between`,
       `sessions, so on a busy machine every worker process gets its own share, and N processes get up to N shares.`,
+      `The control rows run the same jobs split over P processes with a local batched Sampler each (own sessions, no Redis),`,
+      `started together after their warm-up: how far this machine scales independent processes at all.`,
       '',
       table(
         ['configuration', 'processes x threads', 'wall ms (runs)', 'jobs/s', 'vs 1 worker x 1 thread', 'vs local Sampler', 'mean batch', 'jobs per worker (last run)', 'Redis commands / scripts per job'],
