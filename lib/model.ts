@@ -62,10 +62,26 @@ export async function loadModel(modelPath: string, options?: LoadModelOptions): 
   }
 }
 
-/** Appends the caller's frames to an error that was created on the native side. */
+/**
+ * Gives an error that was created elsewhere (native side, request queue) the caller's frames.
+ * The stack is formatted on first read, not here: formatting is not free (source maps in some
+ * runners) and a rejection, an abort above all, should reach the caller at once.
+ */
 export function withCallerStack(error: unknown, callSite: Error): unknown {
   if (!(error instanceof Error)) return error;
-  const frames = (callSite.stack ?? '').split('\n').slice(1).join('\n');
-  if (frames) error.stack = `${error.name}: ${error.message}\n${frames}`;
+  const settle = (value: unknown): void => {
+    Object.defineProperty(error, 'stack', { value, writable: true, configurable: true, enumerable: false });
+  };
+  Object.defineProperty(error, 'stack', {
+    configurable: true,
+    enumerable: false,
+    get(): string {
+      const frames = (callSite.stack ?? '').split('\n').slice(1).join('\n');
+      const value = `${error.name}: ${error.message}${frames ? `\n${frames}` : ''}`;
+      settle(value);
+      return value;
+    },
+    set: settle,
+  });
   return error;
 }

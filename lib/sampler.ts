@@ -16,6 +16,10 @@
  *
  * img2img (x0 given): the data x0 is noised to the start time exactly as the official code's
  * add_noise does,  x_tStart = alpha_tStart x0 + sigma_tStart noise,  and solved from there.
+ *
+ * Serving: every solve goes through the model's request queue, shared by all Samplers on the
+ * model (lib/serving: priority, abort while queued, maxQueue, and dynamic batching when the
+ * `batching` option is on). See docs/usage.md, "Serving many requests".
  */
 import { compilePlan } from './compile';
 import { abortError, resolveExecuteOptions, type ExecuteOptions } from './execute';

@@ -98,6 +98,24 @@ describe('benchmark scripts on tiny settings', () => {
     expect(kernel).toHaveLength(3);
   }, 180_000);
 
+  it('serving.ts: batching on merges each load into one native run, batching off runs one per request', () => {
+    runScript('serving.ts', []);
+    const res = JSON.parse(readFileSync(join(OUT, 'serving.json'), 'utf8')) as {
+      results: Array<{ mode: string; requests: number; batches: number; readFileMedian: number; otherModelCount: number }>;
+    };
+    for (const n of [4, 8]) {
+      const of = (prefix: string) => res.results.find((r) => r.requests === n && r.mode.startsWith(prefix))!;
+      expect(of('one sample()').batches).toBe(1);
+      expect(of(`${n} × batch-1, batching on`).batches).toBe(1);
+      expect(of(`${n} × batch-1, batching off`).batches).toBe(n);
+      for (const r of res.results.filter((x) => x.requests === n)) {
+        expect(Number.isFinite(r.readFileMedian)).toBe(true); // the probes ran during the load
+        expect(r.otherModelCount).toBeGreaterThan(0);
+      }
+    }
+    expect(readFileSync(join(OUT, 'serving.md'), 'utf8')).toMatch(/\| 8 × batch-1, batching off \|/);
+  }, 180_000);
+
   it('fid.py computes the Frechet distance exactly on Gaussians with known FD', () => {
     const out = execFileSync('/usr/bin/python3', [join(ROOT, 'benchmarks', 'fid.py'), '--self-test'], { encoding: 'utf8' });
     expect(JSON.parse(out).self_test_max_rel_dev).toBeLessThan(1e-9);

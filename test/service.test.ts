@@ -54,7 +54,7 @@ async function waitFor(what: string, check: (m: Record<string, any>) => boolean,
 }
 
 beforeAll(async () => {
-  child = spawn(process.execPath, [SERVICE, '--port', '0', '--steps', '6', '--max-queue', String(MAX_QUEUE), '--max-wait-ms', '5'], {
+  child = spawn(process.execPath, [SERVICE, '--port', '0', '--steps', '6', '--max-queue', String(MAX_QUEUE), '--max-wait-ms', '5', '--max-n', '256'], {
     cwd: ROOT,
     env: { ...process.env, HOST: '127.0.0.1' },
   });
@@ -104,9 +104,9 @@ describe('examples/service.mjs', () => {
 
   it('rejects bad requests with 400 naming the field, and unknown routes and methods', async () => {
     const cases: Array<[string, string, RegExp]> = [
-      ['/sample?n=0', 'n', /n must be an integer in \[1, 64\], got '0'/],
+      ['/sample?n=0', 'n', /n must be an integer in \[1, 256\], got '0'/],
       ['/sample?n=abc', 'n', /got 'abc'/],
-      ['/sample?n=65', 'n', /\[1, 64\]/],
+      ['/sample?n=257', 'n', /\[1, 256\]/],
       ['/sample?seed=-1', 'seed', /seed must be an integer/],
       ['/sample?seed=1.5', 'seed', /got '1.5'/],
       ['/sample?priority=1000', 'priority', /\[-100, 100\]/],
@@ -125,8 +125,8 @@ describe('examples/service.mjs', () => {
   });
 
   it('answers 503 ERR_SCIRE_QUEUE_FULL past the queue limit, and aborts the sample of a client that disconnects', async () => {
-    // A long request occupies the model...
-    const blocker = http.request(`${base}/sample?n=64&seed=0&format=json`, { agent: false });
+    // A long request (256 samples) occupies the model...
+    const blocker = http.request(`${base}/sample?n=256&seed=0&format=json`, { agent: false });
     const blockerClosed = new Promise<void>((resolve) => blocker.on('close', () => resolve()));
     blocker.on('error', () => undefined); // we destroy it below
     blocker.end();
@@ -134,7 +134,7 @@ describe('examples/service.mjs', () => {
     // ...while 25 more arrive: 24 wait, one is refused.
     const queued = Array.from({ length: MAX_QUEUE + 1 }, (_, i) => get(`/sample?n=1&seed=${100 + i}&format=json`));
     const m1 = await waitFor('the queue to fill', (m) => m.model.totals.rejected === 1 && m.model.queueLength === MAX_QUEUE);
-    expect(m1.model.running).toMatchObject({ requests: 1, size: 64 });
+    expect(m1.model.running).toMatchObject({ requests: 1, size: 256 });
     expect(m1.model.maxQueue).toBe(MAX_QUEUE);
     // The client of the long request goes away: its sample is aborted (it ran alone, so the solve stops).
     blocker.destroy();

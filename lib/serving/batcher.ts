@@ -99,17 +99,29 @@ export function concatOptions(members: readonly NativeExecuteOptions[]): NativeE
   return out;
 }
 
-/** Checks what a model's execute resolved with (a duck-typed model may return anything). */
+/**
+ * Checks what a model's execute resolved with (a duck-typed model may return anything):
+ * a TypeError with code ERR_SCIRE_BAD_MODEL_OUTPUT otherwise.
+ */
 export function checkExecuteResult(result: unknown, shape: readonly number[]): NativeExecuteResult {
-  const expected = numel(shape);
-  const r = result as Partial<NativeExecuteResult> | null;
-  if (typeof r !== 'object' || r === null || !(r.data instanceof Float32Array) || r.data.length !== expected) {
-    const got = typeof r === 'object' && r !== null ? `{ data: ${describeValue(r.data)} }` : describeValue(r);
-    throw new TypeError(
-      `Expected the model's execute() to resolve with { data: Float32Array(${expected}), nfe, timings } for shape [${shape.join(', ')}] but received ${got}`,
-    );
-  }
-  return r as NativeExecuteResult;
+  const length = numel(shape);
+  const fail = (what: string): TypeError =>
+    Object.assign(new TypeError(`Expected model.execute to resolve with { data: Float32Array(${length}), nfe, timings } but ${what}`), {
+      code: 'ERR_SCIRE_BAD_MODEL_OUTPUT',
+    });
+  if (typeof result !== 'object' || result === null) throw fail(`received ${describeValue(result)}`);
+  const r = result as Record<string, unknown>;
+  if (!(r.data instanceof Float32Array)) throw fail(`received data: ${describeValue(r.data)}`);
+  if (r.data.length !== length) throw fail(`received data of length ${r.data.length}`);
+  return result as NativeExecuteResult;
+}
+
+/** A rejection value that is not an Error (a duck-typed model's string, say), as an Error that keeps it as the cause. */
+function asError(value: unknown): unknown {
+  if (value instanceof Error) return value;
+  return Object.assign(new Error(`model.execute rejected with a non-Error value: ${describeValue(value)}`, { cause: value }), {
+    code: 'ERR_SCIRE_MODEL',
+  });
 }
 
 /** A member's own copy of a shared error (each caller may rewrite its stack). */
@@ -122,6 +134,19 @@ function memberError(error: unknown, shared: boolean): unknown {
   Object.defineProperty(copy, 'stack', { value: error.stack, writable: true, configurable: true });
   if (error.cause !== undefined) Object.defineProperty(copy, 'cause', { value: error.cause, writable: true, configurable: true });
   return copy;
+}
+
+/**
+ * Flags of an executor result that describe the whole batch, made safe for one member: a
+ * non-finite flag (finite: false, nonFiniteEval > 0) may come from another member's samples,
+ * so a member gets "not measured" instead and its own slice is what gets checked.
+ */
+function memberFlags(result: NativeExecuteResult): Record<string, unknown> {
+  const r = result as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  if ('finite' in r) out.finite = undefined;
+  if (typeof r.nonFiniteEval === 'number' && r.nonFiniteEval > 0) out.nonFiniteEval = -1;
+  return out;
 }
 
 /**
@@ -171,11 +196,13 @@ async function runBatch(execute: ExecuteFn, batch: ReadonlyArray<QueuedRequest<E
     try {
       result = checkExecuteResult(await execute(members[0].item.plan, options), options.shape);
     } catch (e) {
-      for (const m of [...live]) leave(m, memberError(e, !alone));
+      const error = asError(e);
+      for (const m of [...live]) leave(m, memberError(error, !alone));
       return;
     }
     const runMs = performance.now() - started;
     const batchSize = options.shape[0];
+    const shared = alone ? {} : memberFlags(result);
     let offset = 0;
     for (const m of members) {
       const n = numel(m.item.options.shape);
@@ -185,6 +212,7 @@ async function runBatch(execute: ExecuteFn, batch: ReadonlyArray<QueuedRequest<E
       live.delete(m);
       m.resolve({
         ...result,
+        ...shared,
         data,
         shape: [...m.item.options.shape],
         timings: { ...result.timings, queueMs: m.dispatchedAt - m.enqueuedAt, batchSize, batchRequests: members.length, runMs },

@@ -14,7 +14,7 @@ export interface BatchingOptions {
   maxBatchSize?: number;
   /**
    * How long an idle model waits for more requests to join a batch that is not full, in ms
-   * (measured from the oldest request's arrival). Default 0: requests that arrive in the
+   * (measured from the arrival of the request at the head of the queue). Default 0: requests that arrive in the
    * same tick, or while the model is busy, are merged; an idle model never waits.
    */
   maxWaitMs?: number;
