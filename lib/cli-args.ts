@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { ALGORITHMS, MAX_STEPS, METHODS, MODEL_TYPES, SOLVERS, type Algorithm, type Method, type ModelType, type SolverName } from './options';
 import { PRESETS, type Preset } from './presets/auto';
 import { SKIP_TYPES, type SkipType } from './timesteps';
+import type { DeviceName } from './native-types';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -17,6 +18,8 @@ export const USAGE = `Usage: scire <command> [flags]
 Commands:
   sample   Sample a diffusion model and write the samples to a PNG grid or a .npy file
   info     Print the build: package version, LibTorch version, CUDA on/off, visible GPUs
+  worker   Sample the jobs of a BullMQ (Redis) queue: one process per device (needs bullmq)
+  submit   Put a sampling request on the queue, wait for it, write the result
 
 Run "scire <command> --help" for the flags of a command.`;
 
@@ -65,7 +68,7 @@ Flags:
   --json       Print the same as one JSON object
   -h, --help   Show this help`;
 
-export type Device = string;
+export type Device = DeviceName;
 export type DType = 'float32' | 'float16' | 'bfloat16';
 
 export interface SampleArgs {
@@ -105,7 +108,8 @@ export type CliArgs = SampleArgs | InfoArgs | HelpArgs;
 
 const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 
-function choice<T extends string>(flag: string, allowed: readonly T[], value: string | undefined): T | undefined {
+/** A flag that takes one of `allowed` (undefined when absent). */
+export function choice<T extends string>(flag: string, allowed: readonly T[], value: string | undefined): T | undefined {
   if (value === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(value)) {
     throw new UsageError(`--${flag} must be one of ${list(allowed)}, got '${value}'`);
@@ -139,10 +143,11 @@ function shapeValue(value: string | undefined): number[] | undefined {
   return parts.map(Number);
 }
 
-function device(value: string | undefined): Device {
+/** --device: 'cpu' (default), 'cuda' or 'cuda:N' (also used by lib/cli-worker.ts). */
+export function device(value: string | undefined): DeviceName {
   if (value === undefined) return 'cpu';
   if (!/^(cpu|cuda(:\d+)?)$/.test(value)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${value}'`);
-  return value;
+  return value as DeviceName;
 }
 
 function out(value: string | undefined): string {
@@ -269,5 +274,5 @@ export function parseCommandLine(argv: string[]): CliArgs {
   if (command === '-h' || command === '--help' || command === 'help') return { command: 'help' };
   if (command === 'sample') return parseSample(rest);
   if (command === 'info') return parseInfo(rest);
-  throw new UsageError(`unknown command '${command}' (expected sample or info)`);
+  throw new UsageError(`unknown command '${command}' (expected sample, info, worker or submit)`);
 }

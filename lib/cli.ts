@@ -12,14 +12,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compilePlan } from './compile';
 import { INFO_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, type InfoArgs, type SampleArgs } from './cli-args';
-import { encodeNpy, encodePng, toImageGrid } from './image-io';
+import { encodeNpy, encodePng, toImageGrid, toUnitRange } from './image-io';
 import { DEFAULT_MAX_ELEMENTS } from './limits';
 import { loadModel } from './model';
 import { readModelCard, type ModelCard } from './model-card';
 import { nativeAddonInfo, nativeBinding } from './native';
 import { ProgressReporter } from './progress';
 import type { CompileOptions } from './options';
-import type { DeviceName } from './native-types';
 import { Sampler, type SampleResult } from './sampler';
 
 /** The package root (dist/cli.js and lib/cli.ts both sit one level below it). */
@@ -33,15 +32,6 @@ function packageVersion(): string {
   } catch {
     return 'unknown';
   }
-}
-
-/** The samples mapped from the model's data range to [-1, 1], the range the PNG grid expects. */
-function toUnitRange(data: Float32Array, range: [number, number] | undefined): Float32Array {
-  if (!range || (range[0] === -1 && range[1] === 1)) return data;
-  const [lo, hi] = range;
-  const out = new Float32Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = ((data[i] - lo) / (hi - lo)) * 2 - 1;
-  return out;
 }
 
 /** A PNG grid needs image-shaped samples [1 | 3, height, width]; anything else goes to .npy. */
@@ -109,7 +99,7 @@ async function runSample(args: SampleArgs): Promise<void> {
     if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message);
     throw err;
   }
-  const model = await loadModel(modelPath, { device: args.device as DeviceName, dtype: args.dtype }); // loadModel checks it
+  const model = await loadModel(modelPath, { device: args.device, dtype: args.dtype });
   const sampler = new Sampler({ model, ...solverOptions });
 
   const progress = args.quiet ? undefined : new ProgressReporter(process.stderr);
@@ -185,6 +175,8 @@ function runInfo(args: InfoArgs): void {
 
 /** Runs the CLI on argv (without node and the script) and resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  // The queue commands live in their own module (bullmq is loaded only by them).
+  if (argv[0] === 'worker' || argv[0] === 'submit') return (await import('./cli-worker')).main(argv);
   const usage = argv[0] === 'sample' ? SAMPLE_USAGE : argv[0] === 'info' ? INFO_USAGE : USAGE;
   try {
     const args = parseCommandLine(argv);

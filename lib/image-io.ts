@@ -44,6 +44,26 @@ export function toByte(value: number): number {
 }
 
 /**
+ * Maps samples from the model's data range [lo, hi] to [-1, 1], the range toImageGrid expects
+ * (returns the data itself when the range is [-1, 1] or unknown).
+ */
+export function toUnitRange(data: Float32Array, range: readonly [number, number] | undefined): Float32Array {
+  if (!range || (range[0] === -1 && range[1] === 1)) return data;
+  const [lo, hi] = range;
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = ((data[i] - lo) / (hi - lo)) * 2 - 1;
+  return out;
+}
+
+/** Little-endian float32 bytes of `data` (a view when the machine is little-endian). */
+export function float32Bytes(data: Float32Array): Uint8Array {
+  if (endianness() === 'LE') return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const out = Buffer.alloc(data.length * 4);
+  for (let i = 0; i < data.length; i++) out.writeFloatLE(data[i], i * 4);
+  return out;
+}
+
+/**
  * Tiles n images of shape [c, h, w] (c = 1 gray or 3 RGB, values in [-1, 1]) into one
  * grid, row by row, `cols` tiles per row, with GRID_PADDING black pixels between tiles and
  * around the border.
@@ -179,11 +199,5 @@ export function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Ar
   const lengthField = Buffer.alloc(2);
   lengthField.writeUInt16LE(headerText.length, 0);
 
-  const body = Buffer.alloc(data.length * 4);
-  if (endianness() === 'LE') {
-    body.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  } else {
-    for (let i = 0; i < data.length; i++) body.writeFloatLE(data[i], i * 4);
-  }
-  return Buffer.concat([NPY_MAGIC, lengthField, Buffer.from(headerText, 'latin1'), body]);
+  return Buffer.concat([NPY_MAGIC, lengthField, Buffer.from(headerText, 'latin1'), float32Bytes(data)]);
 }

@@ -164,7 +164,8 @@ const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 
 const MAX_CACHED_PLANS = 16;
 const DEFAULT_STEPS = 12;
 
-function expectShape(field: string, value: unknown): number[] {
+/** A batch shape: a non-empty array of positive integers (also used by lib/scaleout for job data). */
+export function expectShape(field: string, value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0) {
     throw invalidType(field, 'a non-empty array of positive integers (e.g. [4, 1, 28, 28])', value);
   }

@@ -225,6 +225,13 @@ const SYSTEM_PACKAGES = [
     tests: true,
     present: () => fs.existsSync('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz'),
   },
+  {
+    pkg: 'redis-server',
+    what: 'redis-server and redis-cli (Redis 7)',
+    usedBy: 'test/scaleout.test.ts, test/scaleout-bench.test.ts (a throwaway server: lib/testing/redis-server.ts), benchmarks/scaleout.ts',
+    tests: true,
+    present: () => process.env.REDIS_SERVER || (which('redis-server') && which('redis-cli')),
+  },
 ];
 
 function checkSystem(needCmake, forTests) {
@@ -301,11 +308,19 @@ function ensureNpmDeps() {
 // ---------------------------------------------------------------- 3. TypeScript
 function ensureTypeScript(stamps) {
   const hash = hashInputs(['lib', 'tsconfig.json']);
-  if (!FORCE && stamps.tsc === hash && fs.existsSync(path.join(ROOT, 'dist'))) return;
+  if (!FORCE && stamps.tsc === hash && fs.existsSync(path.join(ROOT, 'dist'))) return copyDataFiles();
   log('TypeScript: lib/ changed, compiling to dist/');
   run(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
   pruneDist();
+  copyDataFiles();
   stamps.tsc = hash;
+}
+
+/** Data files that dist/ needs beside the compiled code (tsc copies only .ts output). */
+const DIST_DATA_FILES = ['presets/auto-table.json']; // preset 'auto' (lib/presets/auto.ts)
+
+function copyDataFiles() {
+  for (const rel of DIST_DATA_FILES) fs.copyFileSync(path.join(ROOT, 'lib', rel), path.join(ROOT, 'dist', rel));
 }
 
 /** Removes dist/ files whose lib/ source is gone (they would otherwise ship in npm pack). */

@@ -20,6 +20,7 @@
  * The runner receives the batch and must settle every request of it (resolve or reject);
  * one it leaves unsettled is rejected when the runner's promise settles.
  */
+import type { AbortSignalLike } from '../native-types';
 import { abortError } from '../execute';
 import { onAbort } from './signals';
 
@@ -42,7 +43,7 @@ export interface QueueItem {
   /** Present when the request may be merged with others. */
   readonly batch?: BatchPolicy;
   /** Rejects the request (AbortError) as soon as it fires. */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignalLike;
   /** Checked at dispatch, for cancellation flags that have no event (abort handles). */
   readonly isAborted?: () => boolean;
 }

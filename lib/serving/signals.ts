@@ -6,20 +6,22 @@
  * past 10 listeners; here each signal gets a single listener that fans the event out to the
  * callbacks registered for it, and that listener is removed when the last callback leaves.
  */
+import type { AbortSignalLike } from '../native-types';
+
 
 interface Watchers {
   readonly callbacks: Set<() => void>;
   readonly listener: () => void;
 }
 
-const watched = new WeakMap<AbortSignal, Watchers>();
+const watched = new WeakMap<AbortSignalLike, Watchers>();
 
 /**
  * Calls `callback` once when `signal` aborts. Returns the function that unsubscribes it
  * (safe to call more than once, and after the event). An already aborted signal is not
  * reported: callers check `signal.aborted` first.
  */
-export function onAbort(signal: AbortSignal, callback: () => void): () => void {
+export function onAbort(signal: AbortSignalLike, callback: () => void): () => void {
   let entry = watched.get(signal);
   if (!entry) {
     const callbacks = new Set<() => void>();
@@ -56,6 +58,6 @@ export function onAbort(signal: AbortSignal, callback: () => void): () => void {
 }
 
 /** Number of callbacks waiting on `signal` (tests). */
-export function abortWatcherCount(signal: AbortSignal): number {
+export function abortWatcherCount(signal: AbortSignalLike): number {
   return watched.get(signal)?.callbacks.size ?? 0;
 }

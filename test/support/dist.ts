@@ -19,16 +19,17 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-/** Runs tsc when dist/ is missing or older than the TypeScript sources. */
-export function ensureDistBuilt(): void {
+/** Runs tsc when dist/ is missing or older than the TypeScript sources; returns the path of dist/cli.js. */
+export function ensureDistBuilt(): string {
   const built = Math.min(
     fs.existsSync(DIST_INDEX) ? fs.statSync(DIST_INDEX).mtimeMs : 0,
     fs.existsSync(DIST_CLI) ? fs.statSync(DIST_CLI).mtimeMs : 0,
   );
-  if (built >= newestMtime(path.join(ROOT, 'lib'))) return;
+  if (built >= newestMtime(path.join(ROOT, 'lib'))) return DIST_CLI;
   const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
     cwd: ROOT,
     encoding: 'utf8',
   });
   if (tsc.status !== 0) throw new Error(`tsc failed:\n${tsc.stdout}${tsc.stderr}`);
+  return DIST_CLI;
 }
