@@ -39,7 +39,7 @@ describe('node-gyp build (build-gyp/)', () => {
     const info = gyp.buildInfo();
     expect(info).toMatchObject({ buildSystem: 'node-gyp', cuda: false, cudaDeviceCount: 0, testing: false });
     // the testing-only entries (native/testing/) are not in this build
-    expect(Object.keys(gyp).sort()).toEqual(['Model', 'buildInfo', 'createAbortHandle', 'cudaProbe', 'loadModel']);
+    expect(Object.keys(gyp).sort()).toEqual(['Model', 'buildInfo', 'createAbortHandle', 'cudaProbe', 'deviceMemory', 'loadModel']);
     expect(info.torchVersion).toMatch(/^\d+\.\d+\.\d+/);
   });
 
