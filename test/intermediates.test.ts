@@ -16,6 +16,10 @@
  * (x0 = (x - sigma eps)/alpha amplifies float32 rounding by 1/alpha_T ~ 157). The counts are
  * printed after the run.
  */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { inflateSync } from 'node:zlib';
 import { readFileSync } from 'fs';
 import * as path from 'path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +33,10 @@ import { executePlanReference, type ReferenceModel } from '../lib/reference';
 import { Sampler, type SampleStepEvent } from '../lib/sampler';
 import { FIXTURES, flatten, goldenSchedule, loadGolden, loadGoldenModel, scireCaseOptions, type GoldenCase } from './support/golden';
 import { relativeError } from './support/native-gmm';
+import { DIST_CLI, ROOT, ensureDistBuilt } from './support/dist';
+import { parseCommandLine, UsageError, type SampleArgs } from '../lib/cli-args';
+import { previewPath } from '../lib/cli';
+import { GRID_PADDING } from '../lib/image-io';
 
 interface IntermediatesCase extends GoldenCase {
   float32_run_max_abs_dev: number[];
@@ -344,4 +352,67 @@ describe('Sampler and validation', () => {
       });
     }
   });
+});
+
+/** Gray 8-bit PNG as the CLI writes it (filter 0 rows): width, height, pixels. */
+function readGrayPng(file: string): { width: number; height: number; pixels: Buffer } {
+  const buf = fs.readFileSync(file);
+  const width = buf.readUInt32BE(16);
+  const height = buf.readUInt32BE(20);
+  expect(buf[25]).toBe(0); // gray
+  const idat: Buffer[] = [];
+  for (let at = 8; at < buf.length; ) {
+    const len = buf.readUInt32BE(at);
+    if (buf.toString('latin1', at + 4, at + 8) === 'IDAT') idat.push(buf.subarray(at + 8, at + 8 + len));
+    at += 12 + len;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const pixels = Buffer.alloc(width * height);
+  for (let y = 0; y < height; y++) raw.copy(pixels, y * width, y * (width + 1) + 1, (y + 1) * (width + 1));
+  return { width, height, pixels };
+}
+
+function tile(png: { width: number; pixels: Buffer }, col: number, row: number, side: number): number[] {
+  const left = GRID_PADDING + col * (side + GRID_PADDING);
+  const top = GRID_PADDING + row * (side + GRID_PADDING);
+  const out: number[] = [];
+  for (let y = top; y < top + side; y++) for (let x = left; x < left + side; x++) out.push(png.pixels[y * png.width + x]);
+  return out;
+}
+
+describe('scire sample --preview-every K', () => {
+  it('parses the flag; a bad K is a usage error; the preview file sits next to --out', () => {
+    expect((parseCommandLine(['sample', '--preview-every', '3']) as SampleArgs).previewEvery).toBe(3);
+    expect((parseCommandLine(['sample']) as SampleArgs).previewEvery).toBeUndefined();
+    expect(() => parseCommandLine(['sample', '--preview-every', '0'])).toThrow(UsageError);
+    expect(() => parseCommandLine(['sample', '--preview-every', 'x'])).toThrow(/--preview-every must be an integer/);
+    expect(previewPath('out/x.png')).toBe('out/x.preview.png');
+    expect(previewPath('x.NPY')).toBe('x.preview.png');
+  });
+
+  it('writes one row per previewed evaluation; with denoise-to-zero the last row is the samples', () => {
+    ensureDistBuilt();
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scire-preview-'));
+    const out = path.join(tmp, 'gmm.png');
+    const gmmPt = path.join(ROOT, 'test', 'fixtures', 'models', 'gmm_img1x4x4_discrete.pt');
+    const run = spawnSync(
+      process.execPath,
+      [DIST_CLI, 'sample', '--model', gmmPt, '--shape', '1,4,4', '-n', '3', '--steps', '6', '--denoise-to-zero', '--preview-every', '3', '-q', '--out', out],
+      { cwd: ROOT, encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    // NFE 7 (6 steps + the denoising evaluation): previews at 3, 6 and the last, 7.
+    expect(run.stdout).toMatch(/NFE 7,/);
+    expect(run.stdout).toContain(`preview of x0 at NFE 3, 6, 7 -> ${path.join(tmp, 'gmm.preview.png')}`);
+    const preview = readGrayPng(path.join(tmp, 'gmm.preview.png'));
+    expect([preview.width, preview.height]).toEqual([3 * (4 + GRID_PADDING) + GRID_PADDING, 3 * (4 + GRID_PADDING) + GRID_PADDING]);
+    // The last evaluation's data prediction is the result: its row equals the samples' tiles
+    // (samples.png lays 3 samples out 2 per row).
+    const samples = readGrayPng(out);
+    for (let k = 0; k < 3; k++) expect(tile(preview, k, 2, 4), `sample ${k}`).toEqual(tile(samples, k % 2, Math.floor(k / 2), 4));
+    // The first preview (NFE 3) is an earlier, different prediction.
+    expect(tile(preview, 0, 0, 4)).not.toEqual(tile(preview, 0, 2, 4));
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }, 120_000);
 });
