@@ -7,15 +7,17 @@
  * native validator, native/plan.cc, has the same limits); every register index an integer in [0, numRegs); every
  * coefficient, scale and time finite; lincomb with 1..MAX_LINCOMB_TERMS terms; threshold
  * ratio in (0, 1] and maxVal > 0; no register read before it is written (R0 is written by
- * the initialisation); nfe equal to the number of eval ops; final.src written. The optional
- * marks of intermediates (an eval op's x0 terms, plan.states) follow the same rules: 1 to 4
- * finite [coefficient, register] terms of registers written by then (x0: after the eval op;
- * a state: after its first `after` ops), states in non-decreasing `after` order.
+ * the initialisation); nfe equal to the number of eval ops; final.src written. With
+ * `intermediates` the marks that mode reads (plan.states for 'x', the eval ops' x0 terms for
+ * 'x0') follow the same rules: 1 to 4 finite [coefficient, register] terms of registers
+ * written by then (x0: after the eval op; a state: after its first `after` ops), states in
+ * non-decreasing `after` order. Without it the marks are not read, so a plan whose ops were
+ * edited (and whose marks went stale) still runs.
  */
 import { MAX_LINCOMB_TERMS, MAX_PLAN_OPS, MAX_PLAN_REGISTERS, type Plan } from './plan';
 import { expectFiniteNumber, expectInteger, expectObject, expectOneOf, invalidType, outOfRange } from './validate';
 
-export function checkPlan(plan: Plan): Plan {
+export function checkPlan(plan: Plan, intermediates?: 'x' | 'x0'): Plan {
   const p = expectObject('plan', plan);
   expectOneOf('plan.format', ['scire-plan-v1'], p.format);
   const numRegs = expectInteger('plan.numRegs', p.numRegs, { min: 1, max: MAX_PLAN_REGISTERS });
@@ -41,7 +43,7 @@ export function checkPlan(plan: Plan): Plan {
   };
   // plan.states (optional), checked against the registers written after their `after` ops.
   let states: Array<Record<string, unknown>> = [];
-  if (p.states !== undefined) {
+  if (intermediates === 'x' && p.states !== undefined) {
     if (!Array.isArray(p.states)) throw invalidType('plan.states', 'an array of states', p.states);
     let last = 0;
     states = (p.states as unknown[]).map((raw, j) => {
@@ -70,7 +72,7 @@ export function checkPlan(plan: Plan): Plan {
       readReg(`${f}.src`, op.src);
       for (const k of ['t', 'tCont', 'inScale', 'outX', 'outM']) expectFiniteNumber(`${f}.${k}`, op[k]);
       written[regField(`${f}.dst`, op.dst)] = true;
-      if (op.x0 !== undefined) checkTerms(`${f}.x0`, op.x0);
+      if (intermediates === 'x0' && op.x0 !== undefined) checkTerms(`${f}.x0`, op.x0);
       evals++;
     } else if (kind === 'lincomb') {
       const terms = op.terms;

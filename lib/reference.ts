@@ -85,8 +85,9 @@ export function dynamicThreshold(x: Float64Array, batch: number, ratio: number, 
 }
 
 export function executePlanReference(plan: Plan, inputs: ReferenceInputs): ReferenceResult {
-  checkPlan(plan);
   const inp = expectObject('inputs', inputs);
+  const mode = inp.intermediates === undefined ? undefined : expectIntermediatesMode('intermediates', inp.intermediates);
+  checkPlan(plan, mode);
   const shape = checkShape(inp.shape);
   const size = shape.reduce((a, b) => a * b, 1);
   const x0 = toFloat64('x', inp.x, size);
@@ -97,7 +98,6 @@ export function executePlanReference(plan: Plan, inputs: ReferenceInputs): Refer
   const evalTimes: number[] = [];
   const get = (r: number): Float64Array => R[r] as Float64Array; // checkPlan guarantees it is written
 
-  const mode = inp.intermediates === undefined ? undefined : expectIntermediatesMode('intermediates', inp.intermediates);
   const snapshots: Snapshot[] = mode ? planSnapshots(plan, mode) : [];
   const recorded: ReferenceIntermediate[] = [];
   let nextSnap = 0;

@@ -139,25 +139,30 @@ struct ExecuteInputs {
   std::vector<PlanSnapshot> snapshots;
 };
 
-// opts.intermediates ('x' | 'x0'): which snapshots of the plan the run reports.
-std::vector<PlanSnapshot> ParseIntermediates(const Napi::Value& v, const PlanSpec& plan) {
-  if (v.IsUndefined()) return {};
+// opts.intermediates ('x' | 'x0'): which marks of the plan ParsePlan reads.
+PlanMarks ParseMarks(const Napi::Value& v) {
+  if (v.IsUndefined()) return PlanMarks::kNone;
   const std::string mode = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
-  if (mode == "x") {
+  if (mode == "x") return PlanMarks::kStates;
+  if (mode == "x0") return PlanMarks::kX0;
+  throw TypeErrorFor(kWhere, "opts.intermediates", "one of 'x', 'x0'");
+}
+
+// The snapshots of the plan the run reports for those marks.
+std::vector<PlanSnapshot> SnapshotsFor(PlanMarks marks, const PlanSpec& plan) {
+  if (marks == PlanMarks::kNone) return {};
+  if (marks == PlanMarks::kStates) {
     if (plan.states.empty()) {
       throw ScireError(ErrorKind::kError, std::string(kWhere) + ": opts.intermediates 'x' needs a plan that marks its states (plan.states)",
                        "ERR_SCIRE_NO_INTERMEDIATES");
     }
     return plan.states;
   }
-  if (mode == "x0") {
-    if (!plan.hasX0) {
-      throw ScireError(ErrorKind::kError, std::string(kWhere) + ": opts.intermediates 'x0' needs x0 terms on every eval op of the plan",
-                       "ERR_SCIRE_NO_INTERMEDIATES");
-    }
-    return plan.x0;
+  if (!plan.hasX0) {
+    throw ScireError(ErrorKind::kError, std::string(kWhere) + ": opts.intermediates 'x0' needs x0 terms on every eval op of the plan",
+                     "ERR_SCIRE_NO_INTERMEDIATES");
   }
-  throw TypeErrorFor(kWhere, "opts.intermediates", "one of 'x', 'x0'");
+  return plan.x0;
 }
 
 ExecuteInputs ParseInputs(const Napi::Object& opts, const ModelHandle& model) {
@@ -483,10 +488,11 @@ Napi::Value ExecuteJs(const Napi::CallbackInfo& info, Model& model) {
   if (info.Length() < 2 || !info[1].IsObject()) {
     throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, intermediates?, signal?, abortHandle?, cudaGraph? }");
   }
-  PlanSpec plan = ParsePlan(info[0]);
   const Napi::Object opts = info[1].As<Napi::Object>();
+  const PlanMarks marks = ParseMarks(opts.Get("intermediates"));
+  PlanSpec plan = ParsePlan(info[0], marks);
   ExecuteInputs inputs = ParseInputs(opts, *handle);
-  inputs.snapshots = ParseIntermediates(opts.Get("intermediates"), plan);
+  inputs.snapshots = SnapshotsFor(marks, plan);
 
   AbortFlagPtr userAbort;
   const Napi::Value abortHandle = opts.Get("abortHandle");

@@ -133,7 +133,7 @@ PlanStep ParseThreshold(const Napi::Object& o, const std::string& path, Register
 
 }  // namespace
 
-PlanSpec ParsePlan(const Napi::Value& value) {
+PlanSpec ParsePlan(const Napi::Value& value, PlanMarks marks) {
   const Napi::Object plan = ObjectAt(value, "plan");
   const Napi::Value format = plan.Get("format");
   if (!format.IsString() || format.As<Napi::String>().Utf8Value() != "scire-plan-v1") {
@@ -157,7 +157,7 @@ PlanSpec ParsePlan(const Napi::Value& value) {
   // against the registers written once its `after` ops have run.
   std::vector<Napi::Object> stateObjs;
   const Napi::Value statesValue = plan.Get("states");
-  if (!statesValue.IsUndefined()) {
+  if (marks == PlanMarks::kStates && !statesValue.IsUndefined()) {
     const Napi::Array states = ArrayAt(statesValue, "plan.states");
     int last = 0;
     for (uint32_t j = 0; j < states.Length(); ++j) {
@@ -194,8 +194,8 @@ PlanSpec ParsePlan(const Napi::Value& value) {
     if (name == "eval") {
       spec.steps.push_back(ParseEval(o, path, regs));
       ++evals;
-      const Napi::Value x0 = o.Get("x0");
-      if (!x0.IsUndefined()) {
+      const Napi::Value x0 = marks == PlanMarks::kX0 ? o.Get("x0") : Napi::Value();
+      if (marks == PlanMarks::kX0 && !x0.IsUndefined()) {
         PlanSnapshot snap;
         snap.after = static_cast<int>(i) + 1;  // moved past a following threshold below
         snap.terms = ParseTerms(x0, path + ".x0", regs, snap.coef, snap.reg);

@@ -65,6 +65,9 @@ constexpr uint32_t kMaxOps = 200000;
  * Also checks that no op reads a register before it is written, that nfe equals the number
  * of eval ops, and the limits above. The rules are those of lib/plan-check.ts (checkPlan).
  */
-PlanSpec ParsePlan(const Napi::Value& value);
+/** Which intermediates marks ParsePlan reads (only those are validated; see lib/plan-check.ts). */
+enum class PlanMarks { kNone, kStates, kX0 };
+
+PlanSpec ParsePlan(const Napi::Value& value, PlanMarks marks = PlanMarks::kNone);
 
 }  // namespace scire
