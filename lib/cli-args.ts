@@ -56,6 +56,9 @@ Flags:
   --device <name>       cpu | cuda | cuda:N (default cpu)
   --dtype <name>        float32 | float16 | bfloat16 (default float32)
   --out <file>          Output: .png (grid) or .npy (default samples.png)
+  --preview-every <K>   Also write <out>.preview.png: the data predictions x0 every K evaluations
+                        (and at the last), one row per previewed evaluation, the first 8 samples
+                        as columns (image-shaped samples only)
   -q, --quiet           No progress output
   -h, --help            Show this help`;
 
@@ -91,6 +94,8 @@ export interface SampleArgs {
   device: Device;
   dtype: DType;
   out: string;
+  /** Write a preview strip of the x0 predictions every K evaluations (undefined: none). */
+  previewEvery?: number;
   quiet: boolean;
 }
 
@@ -214,6 +219,7 @@ const SAMPLE_OPTIONS = {
   device: { type: 'string' },
   dtype: { type: 'string' },
   out: { type: 'string' },
+  'preview-every': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -250,6 +256,7 @@ function parseSample(args: string[]): SampleArgs {
     device: device(values.device),
     dtype: choice('dtype', DTYPES, values.dtype) ?? 'float32',
     out: out(values.out),
+    previewEvery: integer('preview-every', values['preview-every'], 1),
     quiet: values.quiet === true,
   };
 }

@@ -19,7 +19,7 @@ import { readModelCard, type ModelCard } from './model-card';
 import { nativeAddonInfo, nativeBinding } from './native';
 import { ProgressReporter } from './progress';
 import type { CompileOptions } from './options';
-import { Sampler, type SampleResult } from './sampler';
+import { Sampler, type SampleResult, type SampleStepEvent } from './sampler';
 
 /** The package root (dist/cli.js and lib/cli.ts both sit one level below it). */
 const PACKAGE_ROOT = path.resolve(__dirname, '..');
@@ -55,6 +55,48 @@ function writeSamples(file: string, result: SampleResult, card: ModelCard): void
   fs.writeFileSync(file, bytes);
 }
 
+/** The preview strip's file next to the output: samples.png -> samples.preview.png. */
+export function previewPath(out: string): string {
+  return out.replace(/\.(png|npy)$/i, '') + '.preview.png';
+}
+
+/** Columns of the preview strip: the first PREVIEW_SAMPLES samples of the batch. */
+const PREVIEW_SAMPLES = 8;
+
+/**
+ * Collects the data predictions x0 of every K-th evaluation (and of the last) for the preview
+ * strip: one row per previewed evaluation, the first PREVIEW_SAMPLES samples as columns.
+ */
+class PreviewStrip {
+  private readonly rows: Float32Array[] = [];
+  readonly nfes: number[] = [];
+  private readonly cols: number;
+  private readonly per: number;
+
+  constructor(
+    private readonly every: number,
+    private readonly sampleShape: readonly number[],
+    samples: number,
+  ) {
+    this.cols = Math.min(samples, PREVIEW_SAMPLES);
+    this.per = sampleShape.reduce((a, b) => a * b, 1);
+  }
+
+  add(ev: { nfe: number; total: number; x?: Float32Array }): void {
+    if (!ev.x || (ev.nfe % this.every !== 0 && ev.nfe !== ev.total)) return;
+    this.rows.push(ev.x.slice(0, this.cols * this.per));
+    this.nfes.push(ev.nfe);
+  }
+
+  write(file: string, dataRange: readonly [number, number] | undefined): void {
+    const data = new Float32Array(this.rows.length * this.cols * this.per);
+    this.rows.forEach((r, i) => data.set(r, i * this.cols * this.per));
+    const grid = toImageGrid(toUnitRange(data, dataRange), [this.rows.length * this.cols, ...this.sampleShape], { cols: this.cols });
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    fs.writeFileSync(file, encodePng(grid));
+  }
+}
+
 async function runSample(args: SampleArgs): Promise<void> {
   const modelPath = args.model ?? DEFAULT_MODEL;
   if (!fs.existsSync(modelPath)) {
@@ -70,6 +112,7 @@ async function runSample(args: SampleArgs): Promise<void> {
     throw new UsageError(`the model card ${card.file} gives no sample shape: pass --shape (e.g. --shape 1,28,28)`);
   }
   checkOutputFits(args.out, sampleShape);
+  if (args.previewEvery !== undefined) checkOutputFits(previewPath(args.out), sampleShape);
   const elements = args.samples * sampleShape.reduce((a, b) => a * b, 1);
   if (elements > DEFAULT_MAX_ELEMENTS) {
     throw new UsageError(
@@ -103,12 +146,21 @@ async function runSample(args: SampleArgs): Promise<void> {
   const sampler = new Sampler({ model, ...solverOptions });
 
   const progress = args.quiet ? undefined : new ProgressReporter(process.stderr);
+  const preview = args.previewEvery === undefined ? undefined : new PreviewStrip(args.previewEvery, sampleShape, args.samples);
+  const onStep =
+    progress || preview
+      ? (ev: SampleStepEvent) => {
+          progress?.update(ev);
+          preview?.add(ev);
+        }
+      : undefined;
   let result: SampleResult;
   try {
     result = await sampler.sample({
       shape: [args.samples, ...sampleShape],
       seed: args.seed,
-      onStep: progress ? (ev) => progress.update(ev) : undefined,
+      onStep,
+      ...(preview ? { intermediates: 'x0' as const } : {}),
     });
   } catch (err) {
     // Too many samples for the device's free memory: a bad -n, reported like one.
@@ -118,6 +170,7 @@ async function runSample(args: SampleArgs): Promise<void> {
     progress?.finish();
   }
   writeSamples(args.out, result, card);
+  if (preview) preview.write(previewPath(args.out), card.dataRange);
 
   const seconds = result.timings.totalMs / 1000;
   const meta = sampler.planFor().meta;
@@ -129,6 +182,9 @@ async function runSample(args: SampleArgs): Promise<void> {
       `${seconds.toFixed(2)} s, ${(args.samples / seconds).toFixed(1)} samples/s ` +
       `(${solver}; seed ${String(args.seed)}; ${args.device} ${args.dtype})\n`,
   );
+  if (preview) {
+    process.stdout.write(`preview of x0 at NFE ${preview.nfes.join(', ')} -> ${previewPath(args.out)}\n`);
+  }
 }
 
 /** Why CUDA is off, or '' when both the addon and its LibTorch can run CUDA. */

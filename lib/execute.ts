@@ -17,6 +17,7 @@ import { nativeBinding } from './native';
 import type { AbortSignalLike, NativeExecuteOptions, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
+import { expectIntermediatesMode } from './intermediates';
 import { onAbort } from './serving/signals';
 import {
   expectFiniteNumber,
@@ -31,7 +32,7 @@ import {
 /** The options of executePlan: those of the native execute, with an AbortSignal only (no abortHandle). */
 export type ExecuteOptions = Omit<NativeExecuteOptions, 'abortHandle'>;
 
-const OPTION_KEYS = ['x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal', 'cudaGraph'];
+const OPTION_KEYS = ['x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'intermediates', 'signal', 'cudaGraph'];
 
 function expectShape(field: string, value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0) throw invalidType(field, 'a non-empty array of positive integers', value);
@@ -83,6 +84,10 @@ export function resolveExecuteOptions(options: unknown): NativeExecuteOptions {
     }
     out.cudaGraph = o.cudaGraph;
   }
+  if (o.intermediates !== undefined) {
+    out.intermediates = expectIntermediatesMode('intermediates', o.intermediates);
+    if (out.cudaGraph === true) throw invalidType('cudaGraph', "'auto' or false when intermediates is given", o.cudaGraph);
+  }
   return out;
 }
 
@@ -99,6 +104,10 @@ export async function executePlan(
   }
   checkPlan(plan);
   const native = resolveExecuteOptions(options);
+  // Chosen: an error rather than a silent no-op (the snapshots would be copied for nobody).
+  if (native.intermediates !== undefined && native.onStep === undefined) {
+    throw invalidType('onStep', 'a function when intermediates is given', undefined);
+  }
   const signal = (options as { signal?: unknown }).signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', signal);
   if (signal?.aborted) throw abortError(signal);

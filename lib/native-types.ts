@@ -29,6 +29,12 @@ export interface NativeStepEvent {
   t: number;
   /** The solver's continuous time of that evaluation (the eval op's tCont). */
   tCont?: number;
+  /**
+   * With opts.intermediates: the snapshot (float32, shaped like the request) — the state x_t
+   * ('x') or the evaluation's data prediction ('x0'); then nfe counts the evaluations done
+   * when it was read (0 for x_T) and t / tCont are the snapshot's times.
+   */
+  x?: Float32Array;
 }
 
 /**
@@ -62,6 +68,11 @@ export interface NativeExecuteOptions {
   guidanceScale?: number;
   /** Called once per network evaluation (never blocks the sampling thread). */
   onStep?: (ev: NativeStepEvent) => void;
+  /**
+   * 'x' | 'x0' (lib/intermediates.ts): onStep is called once per snapshot instead, with
+   * ev.x a host copy of it. Needs onStep; runs op by op (no CUDA graph). Default: none.
+   */
+  intermediates?: 'x' | 'x0';
   /**
    * Checked between evaluations; an aborted run rejects with an Error named 'AbortError'.
    * A request aborted while still queued behind others rejects at once and never runs.

@@ -4,7 +4,7 @@
  * Solvers think in named tensors (the state x, model outputs m0, m1, ...); the builder
  * hands out register numbers and records ops. Coefficients are plain float64 numbers.
  */
-import { MAX_LINCOMB_TERMS, type Plan, type PlanOp } from './plan';
+import { MAX_LINCOMB_TERMS, type EvalOp, type Plan, type PlanOp, type PlanState } from './plan';
 
 /** What the network output is (the `modelType` option). */
 export type ModelType = 'noise' | 'x_start' | 'v' | 'score';
@@ -59,6 +59,7 @@ export class PlanBuilder {
   private readonly ops: PlanOp[] = [];
   private nRegs = 1; // R[0] is the state x
   private nfe = 0;
+  private readonly states: PlanState[] = [];
 
   /** Register 0 holds the (scaled) initial state. */
   readonly x = 0;
@@ -69,11 +70,23 @@ export class PlanBuilder {
   }
 
   /** One network evaluation: R[dst] = outX * (inScale R[src]) + outM * model(inScale R[src], t). */
-  evaluate(args: { src: number; dst: number; t: number; tCont: number; inScale: number; outX: number; outM: number }): void {
-    for (const [k, v] of Object.entries(args)) {
+  evaluate(args: {
+    src: number;
+    dst: number;
+    t: number;
+    tCont: number;
+    inScale: number;
+    outX: number;
+    outM: number;
+    x0?: Array<[number, number]>;
+  }): void {
+    const { x0, ...scalars } = args;
+    for (const [k, v] of Object.entries(scalars)) {
       if (!Number.isFinite(v)) throw new Error(`internal: non-finite ${k} (${v}) in eval op at t=${args.tCont}`);
     }
-    this.ops.push({ op: 'eval', ...args });
+    const op: EvalOp = { op: 'eval', ...scalars };
+    if (x0 && x0.every(([c]) => Number.isFinite(c))) op.x0 = x0;
+    this.ops.push(op);
     this.nfe++;
   }
 
@@ -108,6 +121,12 @@ export class PlanBuilder {
     this.ops.push({ op: 'threshold', reg, ratio, maxVal });
   }
 
+  /** Records that x_t = scale * R[reg] right now (after the ops emitted so far). */
+  markState(reg: number, scale: number, t: number, tCont: number): void {
+    if (!Number.isFinite(scale)) throw new Error(`internal: non-finite state scale ${scale} at t=${tCont}`);
+    this.states.push({ after: this.ops.length, terms: [[scale, reg]], t, tCont });
+  }
+
   build(initScale: number, final: { src: number; scale: number }, meta: Record<string, unknown>): Plan {
     return {
       format: 'scire-plan-v1',
@@ -116,6 +135,7 @@ export class PlanBuilder {
       ops: this.ops.slice(),
       final,
       nfe: this.nfe,
+      ...(this.states.length ? { states: this.states.slice() } : {}),
       meta,
     };
   }

@@ -38,6 +38,12 @@ export interface EvalOp {
   dst: number;
   outX: number;
   outM: number;
+  /**
+   * Optional: the data prediction x0 of this evaluation as a combination of registers, read
+   * right after this op (and after the 'threshold' op that may follow it). Only read when a
+   * run asks for intermediates 'x0' (lib/intermediates.ts); executors ignore it otherwise.
+   */
+  x0?: Array<[number, number]>;
 }
 
 /** R[dst] = sum coef * R[reg]: one fused pass, each input read once, the output written once. */
@@ -56,6 +62,16 @@ export interface ThresholdOp {
   maxVal: number;
 }
 
+/** One recorded solver state (Plan.states). */
+export interface PlanState {
+  /** Number of ops run before the state is read (0: x_T before any op). */
+  after: number;
+  terms: Array<[number, number]>;
+  /** Model input time and the solver's continuous time of the state. */
+  t: number;
+  tCont: number;
+}
+
 export type PlanOp = EvalOp | LincombOp | ThresholdOp;
 
 export interface Plan {
@@ -70,6 +86,12 @@ export interface Plan {
   final: { src: number; scale: number };
   /** Number of network evaluations (number of eval ops). */
   nfe: number;
+  /**
+   * Optional: where the solver state x_t appears (the states the authors' sample(...,
+   * return_intermediate=True) records): x_t = sum coef * R[reg], read after the first
+   * `after` ops. Only read when a run asks for intermediates 'x' (lib/intermediates.ts).
+   */
+  states?: PlanState[];
   /** Human-readable description of the solve (solver, order, steps, skip, ...). */
   meta: Record<string, unknown>;
 }

@@ -6,6 +6,7 @@
  *   model(x, shape, tInput) -> Float64Array (same length): the network on the whole batch at
  *   model input time tInput (the same for every batch element).
  */
+import { expectIntermediatesMode, planSnapshots, type IntermediatesMode, type Snapshot } from './intermediates';
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
 import { firstNonFinite, nonFiniteModelOutput, nonFiniteResult } from './result-check';
@@ -19,6 +20,17 @@ export interface ReferenceInputs {
   /** [B, ...dims]; the leading dimension is the batch (used by thresholding). */
   shape: number[];
   model: ReferenceModel;
+  /** Record the states x_t ('x') or the data predictions ('x0'): lib/intermediates.ts. */
+  intermediates?: IntermediatesMode;
+}
+
+/** One recorded intermediate (float64, shaped like the sample). */
+export interface ReferenceIntermediate {
+  /** Evaluations done when it was read. */
+  nfe: number;
+  t: number;
+  tCont: number;
+  x: Float64Array;
 }
 
 export interface ReferenceResult {
@@ -26,6 +38,8 @@ export interface ReferenceResult {
   nfe: number;
   /** Model input time of every evaluation, in order. */
   evalTimes: number[];
+  /** With inputs.intermediates: the snapshots in order. */
+  intermediates?: ReferenceIntermediate[];
 }
 
 function checkShape(shape: unknown): number[] {
@@ -71,8 +85,9 @@ export function dynamicThreshold(x: Float64Array, batch: number, ratio: number, 
 }
 
 export function executePlanReference(plan: Plan, inputs: ReferenceInputs): ReferenceResult {
-  checkPlan(plan);
   const inp = expectObject('inputs', inputs);
+  const mode = inp.intermediates === undefined ? undefined : expectIntermediatesMode('intermediates', inp.intermediates);
+  checkPlan(plan, mode);
   const shape = checkShape(inp.shape);
   const size = shape.reduce((a, b) => a * b, 1);
   const x0 = toFloat64('x', inp.x, size);
@@ -83,7 +98,23 @@ export function executePlanReference(plan: Plan, inputs: ReferenceInputs): Refer
   const evalTimes: number[] = [];
   const get = (r: number): Float64Array => R[r] as Float64Array; // checkPlan guarantees it is written
 
-  for (const op of plan.ops) {
+  const snapshots: Snapshot[] = mode ? planSnapshots(plan, mode) : [];
+  const recorded: ReferenceIntermediate[] = [];
+  let nextSnap = 0;
+  const takeSnapshots = (done: number): void => {
+    while (nextSnap < snapshots.length && snapshots[nextSnap].after === done) {
+      const snap = snapshots[nextSnap++];
+      const x = new Float64Array(size);
+      for (const [c, r] of snap.terms) {
+        const v = get(r);
+        for (let i = 0; i < size; i++) x[i] += c * v[i];
+      }
+      recorded.push({ nfe: evalTimes.length, t: snap.t, tCont: snap.tCont, x });
+    }
+  };
+  takeSnapshots(0);
+
+  for (const [opIndex, op] of plan.ops.entries()) {
     if (op.op === 'eval') {
       const src = get(op.src);
       const xIn = src.map((v) => op.inScale * v);
@@ -113,9 +144,10 @@ export function executePlanReference(plan: Plan, inputs: ReferenceInputs): Refer
     } else {
       dynamicThreshold(get(op.reg), shape[0], op.ratio, op.maxVal);
     }
+    takeSnapshots(opIndex + 1);
   }
   const result = get(plan.final.src).map((v) => plan.final.scale * v);
   const bad = firstNonFinite(result);
   if (bad >= 0) throw nonFiniteResult(bad, result[bad], true, '');
-  return { x: result, nfe: evalTimes.length, evalTimes };
+  return { x: result, nfe: evalTimes.length, evalTimes, ...(mode ? { intermediates: recorded } : {}) };
 }

@@ -26,6 +26,7 @@ import { describeSolver, PRESET_FIELDS, type SolverReport } from './presets/auto
 import { abortError, resolveExecuteOptions, type ExecuteOptions } from './execute';
 import { withCallerStack } from './model';
 import type { CompileOptions } from './options';
+import { expectIntermediatesMode } from './intermediates';
 import type { AbortSignalLike, NativeExecuteOptions, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { checkRequestSize } from './limits';
@@ -81,6 +82,13 @@ export interface SampleStepEvent {
   t: number;
   /** The solver's continuous time of that evaluation. */
   tCont: number;
+  /**
+   * Only with sample({ intermediates }): a copy (float32, shaped like the request) of the state
+   * x_t ('x') or of the evaluation's data prediction x0 ('x0'). Then onStep is called once per
+   * intermediate, nfe counts the evaluations done when it was read (0 for x_T), and t / tCont
+   * are its times. See docs/usage.md "Intermediates".
+   */
+  x?: Float32Array;
 }
 
 export interface SampleOptions {
@@ -105,8 +113,14 @@ export interface SampleOptions {
   uncond?: Float32Array;
   /** Classifier-free guidance scale g: raw = uncond + g (cond - uncond). Needs cond and uncond. */
   guidanceScale?: number;
-  /** Called after every network evaluation. */
+  /** Called after every network evaluation (with intermediates: once per intermediate). */
   onStep?: (event: SampleStepEvent) => void;
+  /**
+   * 'x': hand onStep every solver state x_t the authors' sample(..., return_intermediate=True)
+   * records; 'x0': the data prediction of every evaluation. As event.x; needs onStep.
+   * Default: none (no copies).
+   */
+  intermediates?: 'x' | 'x0';
   /**
    * Cancels the request: while it waits in the queue it is rejected at once (AbortError)
    * and never runs; while it runs, at once too (its slice of a batch is dropped, and the
@@ -160,7 +174,7 @@ export interface SampleResult {
   tStart: number;
 }
 
-const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'signal', 'cudaGraph', 'nonFinite', 'priority'];
+const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'intermediates', 'signal', 'cudaGraph', 'nonFinite', 'priority'];
 const MAX_CACHED_PLANS = 16;
 const DEFAULT_STEPS = 12;
 
@@ -267,6 +281,9 @@ export class Sampler {
     if (signal?.aborted) throw abortError(signal);
     const onStep = o.onStep === undefined ? undefined : (expectFunction('onStep', o.onStep) as (e: SampleStepEvent) => void);
     const priority = resolvePriority(o.priority);
+    const intermediates = o.intermediates === undefined ? undefined : expectIntermediatesMode('intermediates', o.intermediates);
+    // An error rather than a silent no-op: nobody would receive the copies.
+    if (intermediates && !onStep) throw invalidType('onStep', 'a function when intermediates is given', o.onStep);
 
     const tStart = this.resolveTStart(o);
     const isImg2Img = o.x0 !== undefined;
@@ -301,10 +318,18 @@ export class Sampler {
 
     const execOptions: ExecuteOptions = { x, shape, ...this.conditioning(o, shape) };
     if (o.cudaGraph !== undefined) execOptions.cudaGraph = o.cudaGraph as ExecuteOptions['cudaGraph'];
+    if (intermediates) execOptions.intermediates = intermediates;
     let stepEvents: ((ev: NativeStepEvent) => void) | undefined;
     if (onStep) {
       const evalTimes = plan.ops.flatMap((op) => (op.op === 'eval' ? [op.tCont] : []));
-      stepEvents = (ev: NativeStepEvent) => onStep({ nfe: ev.nfe, total: ev.total, t: ev.t, tCont: evalTimes[ev.nfe - 1] });
+      stepEvents = (ev: NativeStepEvent) =>
+        onStep({
+          nfe: ev.nfe,
+          total: ev.total,
+          t: ev.t,
+          tCont: ev.tCont ?? evalTimes[ev.nfe - 1],
+          ...(ev.x !== undefined ? { x: ev.x } : {}),
+        });
     }
 
     let result: ServedResult;

@@ -53,6 +53,8 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
                 : std::vector<at::Tensor>{xIn};
   const at::Tensor* cond = in.cond.defined() ? &in.cond : nullptr;
   int evaluation = 0;  // 1-based index of the current evaluation
+  int done = 0;        // ops run so far
+  if (hooks && hooks->afterOp) hooks->afterOp(0, R);
 
   for (const PlanStep& step : plan.steps) {
     switch (step.kind) {
@@ -106,6 +108,8 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
         kernels::DynamicThreshold(R[step.reg[0]], step.ratio, step.maxVal);
         break;
     }
+    ++done;
+    if (hooks && hooks->afterOp) hooks->afterOp(done, R);
   }
   at::Tensor out = at::empty(shape, f32);
   kernels::FusedLincomb(out, {{static_cast<float>(plan.finalScale), R[plan.finalSrc]}});
@@ -130,7 +134,36 @@ struct ExecuteInputs {
   at::Tensor uncond;           // CPU float32 or undefined (then no guidance)
   double guidanceScale = 1.0;
   GraphMode graphMode = GraphMode::kAuto;  // opts.cudaGraph (cuda_graph.h)
+  // opts.intermediates: the snapshots ('x': plan.states, 'x0': the evaluations' data
+  // predictions) copied to the host and delivered with the step events; empty when not asked.
+  std::vector<PlanSnapshot> snapshots;
 };
+
+// opts.intermediates ('x' | 'x0'): which marks of the plan ParsePlan reads.
+PlanMarks ParseMarks(const Napi::Value& v) {
+  if (v.IsUndefined()) return PlanMarks::kNone;
+  const std::string mode = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+  if (mode == "x") return PlanMarks::kStates;
+  if (mode == "x0") return PlanMarks::kX0;
+  throw TypeErrorFor(kWhere, "opts.intermediates", "one of 'x', 'x0'");
+}
+
+// The snapshots of the plan the run reports for those marks.
+std::vector<PlanSnapshot> SnapshotsFor(PlanMarks marks, const PlanSpec& plan) {
+  if (marks == PlanMarks::kNone) return {};
+  if (marks == PlanMarks::kStates) {
+    if (plan.states.empty()) {
+      throw ScireError(ErrorKind::kError, std::string(kWhere) + ": opts.intermediates 'x' needs a plan that marks its states (plan.states)",
+                       "ERR_SCIRE_NO_INTERMEDIATES");
+    }
+    return plan.states;
+  }
+  if (!plan.hasX0) {
+    throw ScireError(ErrorKind::kError, std::string(kWhere) + ": opts.intermediates 'x0' needs x0 terms on every eval op of the plan",
+                     "ERR_SCIRE_NO_INTERMEDIATES");
+  }
+  return plan.x0;
+}
 
 ExecuteInputs ParseInputs(const Napi::Object& opts, const ModelHandle& model) {
   ExecuteInputs in;
@@ -182,6 +215,7 @@ struct StepEvent {
   int total;
   double t;
   double tCont;
+  at::Tensor x;  // CPU float32 snapshot (intermediates) or undefined
 };
 
 // ------------------------------------------------------------------ the request
@@ -221,8 +255,13 @@ class ExecuteRequest : public Request {
     c10::InferenceMode inference;
     const auto started = Clock::now();
     const at::Device device = model_->device;
-    if (inputs_.graphMode == GraphMode::kOn || (device.is_cuda() && inputs_.graphMode == GraphMode::kAuto)) {
+    const bool snapshots = !inputs_.snapshots.empty();
+    if (!snapshots && (inputs_.graphMode == GraphMode::kOn || (device.is_cuda() && inputs_.graphMode == GraphMode::kAuto))) {
       return RunAsGraph(started);
+    }
+    if (snapshots && device.is_cuda() && inputs_.graphMode == GraphMode::kAuto) {
+      graphStatus_ = "eager";
+      graphReason_ = "intermediates are copied to the host between ops";
     }
     // The eager path is the executor loop with this run's hooks: the abort check before each
     // evaluation, progress after it, the network timing.
@@ -240,6 +279,7 @@ class ExecuteRequest : public Request {
       if (StopRequested()) throw AbortedRun();
     };
     hooks.afterEval = [this](const PlanStep& step) { ReportStep(step); };
+    if (snapshots) hooks.afterOp = [this](int done, const std::vector<at::Tensor>& R) { ReportSnapshots(done, R); };
     in.evalSums = EvalSumsBuffer(device);
     const at::Tensor out = RunPlanOps(*model_, plan_, in, &hooks);
     result_ = out.to(at::kCPU).contiguous();  // waits for the device
@@ -365,11 +405,27 @@ class ExecuteRequest : public Request {
     resultFinite_ = result_.numel() == 0 || std::isfinite(result_.sum(at::kDouble).item<double>());
   }
 
-  // Owner thread: counts the evaluation and queues its step event for onStep.
+  // Owner thread: copies the snapshots due after `done` ops to the host (one device sync
+  // each, paid only with intermediates) and queues them as step events.
+  void ReportSnapshots(int done, const std::vector<at::Tensor>& R) {
+    const std::vector<PlanSnapshot>& snaps = inputs_.snapshots;
+    for (; nextSnapshot_ < snaps.size() && snaps[nextSnapshot_].after == done; ++nextSnapshot_) {
+      const PlanSnapshot& snap = snaps[nextSnapshot_];
+      std::vector<kernels::Term> terms;
+      for (int k = 0; k < snap.terms; ++k) terms.push_back({static_cast<float>(snap.coef[k]), R[snap.reg[k]]});
+      const at::Tensor x = at::empty(shape_, R[0].options());
+      kernels::FusedLincomb(x, terms);
+      StepEvent ev{nfe_, plan_.nfe, snap.t, snap.tCont, x.to(at::kCPU).contiguous()};
+      PostToJs([this, ev](Napi::Env env) { DeliverStep(env, ev); });
+    }
+  }
+
+  // Owner thread: counts the evaluation and queues its step event for onStep (with
+  // intermediates the snapshots are the step events instead).
   void ReportStep(const PlanStep& step) {
     ++nfe_;
-    if (!hasOnStep_) return;
-    const StepEvent ev{nfe_, plan_.nfe, step.t, step.tCont};
+    if (!hasOnStep_ || !inputs_.snapshots.empty()) return;
+    const StepEvent ev{nfe_, plan_.nfe, step.t, step.tCont, at::Tensor()};
     PostToJs([this, ev](Napi::Env env) { DeliverStep(env, ev); });  // PostToJs keeps `this` alive
   }
 
@@ -382,6 +438,12 @@ class ExecuteRequest : public Request {
     o.Set("total", ev.total);
     o.Set("t", ev.t);
     o.Set("tCont", ev.tCont);
+    if (ev.x.defined()) {
+      const size_t n = static_cast<size_t>(ev.x.numel());
+      Napi::Float32Array x = Napi::Float32Array::New(env, n);
+      if (n > 0) std::memcpy(x.Data(), ev.x.data_ptr<float>(), n * sizeof(float));
+      o.Set("x", x);
+    }
     try {
       onStep_.Call({o});
     } catch (const Napi::Error& e) {
@@ -401,6 +463,7 @@ class ExecuteRequest : public Request {
   // owner thread, then JS thread after the completion
   at::Tensor result_;
   int nfe_ = 0;
+  size_t nextSnapshot_ = 0;
   double totalMs_ = 0, modelMs_ = 0;
   std::string graphStatus_ = "off", graphReason_;
   double graphCaptureMs_ = 0;
@@ -423,17 +486,25 @@ Napi::Value ExecuteJs(const Napi::CallbackInfo& info, Model& model) {
   Napi::Env env = info.Env();
   ModelPtr handle = model.Handle();
   if (info.Length() < 2 || !info[1].IsObject()) {
-    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, signal?, abortHandle?, cudaGraph? }");
+    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, intermediates?, signal?, abortHandle?, cudaGraph? }");
   }
-  PlanSpec plan = ParsePlan(info[0]);
   const Napi::Object opts = info[1].As<Napi::Object>();
+  const PlanMarks marks = ParseMarks(opts.Get("intermediates"));
+  PlanSpec plan = ParsePlan(info[0], marks);
   ExecuteInputs inputs = ParseInputs(opts, *handle);
+  inputs.snapshots = SnapshotsFor(marks, plan);
 
   AbortFlagPtr userAbort;
   const Napi::Value abortHandle = opts.Get("abortHandle");
   if (!abortHandle.IsUndefined()) userAbort = AbortFlagFromValue(abortHandle, "execute: opts.abortHandle");
   const Napi::Value onStep = opts.Get("onStep");
   if (!onStep.IsUndefined() && !onStep.IsFunction()) throw TypeErrorFor(kWhere, "opts.onStep", "a function");
+  if (!inputs.snapshots.empty()) {
+    if (onStep.IsUndefined()) throw TypeErrorFor(kWhere, "opts.onStep", "a function when opts.intermediates is given");
+    if (inputs.graphMode == GraphMode::kOn) {
+      throw TypeErrorFor(kWhere, "opts.cudaGraph", "'auto' or false when opts.intermediates is given");
+    }
+  }
   const Napi::Value signal = opts.Get("signal");
   if (!signal.IsUndefined() && (!signal.IsObject() || !signal.As<Napi::Object>().Get("addEventListener").IsFunction())) {
     throw TypeErrorFor(kWhere, "opts.signal", "an AbortSignal");

@@ -51,6 +51,9 @@ struct PlanRunInputs {
 struct PlanRunHooks {
   std::function<void()> beforeEval;                // e.g. throw when the run was aborted
   std::function<void(const PlanStep&)> afterEval;  // e.g. report progress
+  // Called with 0 before the first op and with i + 1 after op i, with the registers (an
+  // undefined tensor is a register not yet written): e.g. copy intermediates to the host.
+  std::function<void(int, const std::vector<at::Tensor>&)> afterOp;
   bool timeModel = false;                          // add each forward's wall time to modelMs
   double modelMs = 0;
 };

@@ -76,6 +76,27 @@ struct RegisterTracker {
   }
 };
 
+// 1 to kMaxTerms [coefficient, register] pairs of registers already written.
+int ParseTerms(const Napi::Value& v, const std::string& path, RegisterTracker& regs, double* coef, int* reg) {
+  const Napi::Array terms = ArrayAt(v, path);
+  const uint32_t n = terms.Length();
+  if (n < 1 || n > static_cast<uint32_t>(kernels::kMaxTerms)) {
+    throw Napi::RangeError::New(v.Env(), "Expected 1 to 4 terms for " + path + " but received " + std::to_string(n) +
+                                             " terms");
+  }
+  for (uint32_t k = 0; k < n; ++k) {
+    const std::string tp = path + "[" + std::to_string(k) + "]";
+    const Napi::Array pair = ArrayAt(terms.Get(k), tp);
+    if (pair.Length() != 2) {
+      throw Napi::TypeError::New(v.Env(), "Expected a [coefficient, register] pair for " + tp +
+                                              " but received an array of length " + std::to_string(pair.Length()));
+    }
+    coef[k] = FiniteAt(pair.Get(0u), tp + "[0]");
+    reg[k] = regs.Read(pair.Get(1u), tp + "[1]");
+  }
+  return static_cast<int>(n);
+}
+
 PlanStep ParseEval(const Napi::Object& o, const std::string& path, RegisterTracker& regs) {
   PlanStep s;
   s.kind = PlanStep::Kind::Eval;
@@ -92,23 +113,7 @@ PlanStep ParseEval(const Napi::Object& o, const std::string& path, RegisterTrack
 PlanStep ParseLincomb(const Napi::Object& o, const std::string& path, RegisterTracker& regs) {
   PlanStep s;
   s.kind = PlanStep::Kind::Lincomb;
-  const Napi::Array terms = ArrayAt(o.Get("terms"), path + ".terms");
-  const uint32_t n = terms.Length();
-  if (n < 1 || n > static_cast<uint32_t>(kernels::kMaxTerms)) {
-    throw Napi::RangeError::New(o.Env(), "Expected 1 to 4 terms for " + path + ".terms but received " +
-                                             std::to_string(n) + " terms");
-  }
-  s.terms = static_cast<int>(n);
-  for (uint32_t k = 0; k < n; ++k) {
-    const std::string tp = path + ".terms[" + std::to_string(k) + "]";
-    const Napi::Array pair = ArrayAt(terms.Get(k), tp);
-    if (pair.Length() != 2) {
-      throw Napi::TypeError::New(o.Env(), "Expected a [coefficient, register] pair for " + tp +
-                                              " but received an array of length " + std::to_string(pair.Length()));
-    }
-    s.coef[k] = FiniteAt(pair.Get(0u), tp + "[0]");
-    s.reg[k] = regs.Read(pair.Get(1u), tp + "[1]");
-  }
+  s.terms = ParseTerms(o.Get("terms"), path + ".terms", regs, s.coef, s.reg);
   s.dst = regs.Write(o.Get("dst"), path + ".dst");
   return s;
 }
@@ -128,7 +133,7 @@ PlanStep ParseThreshold(const Napi::Object& o, const std::string& path, Register
 
 }  // namespace
 
-PlanSpec ParsePlan(const Napi::Value& value) {
+PlanSpec ParsePlan(const Napi::Value& value, PlanMarks marks) {
   const Napi::Object plan = ObjectAt(value, "plan");
   const Napi::Value format = plan.Get("format");
   if (!format.IsString() || format.As<Napi::String>().Utf8Value() != "scire-plan-v1") {
@@ -147,7 +152,40 @@ PlanSpec ParsePlan(const Napi::Value& value) {
                                                 " ops for plan.ops but received " + std::to_string(ops.Length()));
   }
   spec.steps.reserve(ops.Length());
+
+  // plan.states (optional): `after` non-decreasing in [0, ops]; each state's terms are checked
+  // against the registers written once its `after` ops have run.
+  std::vector<Napi::Object> stateObjs;
+  const Napi::Value statesValue = plan.Get("states");
+  if (marks == PlanMarks::kStates && !statesValue.IsUndefined()) {
+    const Napi::Array states = ArrayAt(statesValue, "plan.states");
+    int last = 0;
+    for (uint32_t j = 0; j < states.Length(); ++j) {
+      const std::string path = "plan.states[" + std::to_string(j) + "]";
+      const Napi::Object so = ObjectAt(states.Get(j), path);
+      PlanSnapshot snap;
+      snap.after = IntegerAt(so.Get("after"), path + ".after", last, static_cast<int>(ops.Length()) + 1,
+                             "an integer in [" + std::to_string(last) + ", " + std::to_string(ops.Length()) +
+                                 "] (non-decreasing)");
+      last = snap.after;
+      snap.t = FiniteAt(so.Get("t"), path + ".t");
+      snap.tCont = FiniteAt(so.Get("tCont"), path + ".tCont");
+      spec.states.push_back(snap);
+      stateObjs.push_back(so);
+    }
+  }
+  size_t nextState = 0;
+  auto statesAt = [&](int done) {
+    for (; nextState < spec.states.size() && spec.states[nextState].after == done; ++nextState) {
+      PlanSnapshot& snap = spec.states[nextState];
+      snap.terms = ParseTerms(stateObjs[nextState].Get("terms"), "plan.states[" + std::to_string(nextState) + "].terms",
+                              regs, snap.coef, snap.reg);
+    }
+  };
+  statesAt(0);
+
   int evals = 0;
+  int evalsWithX0 = 0;
   for (uint32_t i = 0; i < ops.Length(); ++i) {
     const std::string path = "plan.ops[" + std::to_string(i) + "]";
     const Napi::Object o = ObjectAt(ops.Get(i), path);
@@ -156,6 +194,16 @@ PlanSpec ParsePlan(const Napi::Value& value) {
     if (name == "eval") {
       spec.steps.push_back(ParseEval(o, path, regs));
       ++evals;
+      const Napi::Value x0 = marks == PlanMarks::kX0 ? o.Get("x0") : Napi::Value();
+      if (marks == PlanMarks::kX0 && !x0.IsUndefined()) {
+        PlanSnapshot snap;
+        snap.after = static_cast<int>(i) + 1;  // moved past a following threshold below
+        snap.terms = ParseTerms(x0, path + ".x0", regs, snap.coef, snap.reg);
+        snap.t = spec.steps.back().t;
+        snap.tCont = spec.steps.back().tCont;
+        spec.x0.push_back(snap);
+        ++evalsWithX0;
+      }
     } else if (name == "lincomb") {
       spec.steps.push_back(ParseLincomb(o, path, regs));
     } else if (name == "threshold") {
@@ -163,7 +211,17 @@ PlanSpec ParsePlan(const Napi::Value& value) {
     } else {
       Type(kind, path + ".op", "one of 'eval', 'lincomb', 'threshold'");
     }
+    statesAt(static_cast<int>(i) + 1);
   }
+  // An evaluation's data prediction is read after the threshold op that may follow it.
+  for (PlanSnapshot& snap : spec.x0) {
+    const PlanStep& evalOp = spec.steps[snap.after - 1];
+    if (snap.after < static_cast<int>(spec.steps.size()) && spec.steps[snap.after].kind == PlanStep::Kind::Threshold &&
+        spec.steps[snap.after].reg[0] == evalOp.dst) {
+      ++snap.after;
+    }
+  }
+  spec.hasX0 = evals > 0 && evalsWithX0 == evals;
   const Napi::Object fin = ObjectAt(plan.Get("final"), "plan.final");
   spec.finalSrc = regs.Read(fin.Get("src"), "plan.final.src");
   spec.finalScale = FiniteAt(fin.Get("scale"), "plan.final.scale");

@@ -29,6 +29,16 @@ struct PlanStep {
   double ratio = 0, maxVal = 0;
 };
 
+/** An intermediate read during a run (lib/intermediates.ts): sum_k coef[k] * R[reg[k]] after
+ *  the first `after` ops, reported with model time t and continuous time tCont. */
+struct PlanSnapshot {
+  int after = 0;
+  int terms = 0;
+  double coef[kernels::kMaxTerms] = {};
+  int reg[kernels::kMaxTerms] = {};
+  double t = 0, tCont = 0;
+};
+
 struct PlanSpec {
   int numRegs = 1;
   double initScale = 1;
@@ -36,6 +46,11 @@ struct PlanSpec {
   int finalSrc = 0;
   double finalScale = 1;
   int nfe = 0;
+  // Optional marks for intermediates: plan.states ('x'), and the eval ops' x0 terms ('x0'; only
+  // when every eval op has them, else hasX0 is false).
+  std::vector<PlanSnapshot> states;
+  std::vector<PlanSnapshot> x0;
+  bool hasX0 = false;
 };
 
 /** Limits of a plan, equal to lib/plan.ts MAX_PLAN_REGISTERS / MAX_PLAN_OPS (checkPlan):
@@ -50,6 +65,9 @@ constexpr uint32_t kMaxOps = 200000;
  * Also checks that no op reads a register before it is written, that nfe equals the number
  * of eval ops, and the limits above. The rules are those of lib/plan-check.ts (checkPlan).
  */
-PlanSpec ParsePlan(const Napi::Value& value);
+/** Which intermediates marks ParsePlan reads (only those are validated; see lib/plan-check.ts). */
+enum class PlanMarks { kNone, kStates, kX0 };
+
+PlanSpec ParsePlan(const Napi::Value& value, PlanMarks marks = PlanMarks::kNone);
 
 }  // namespace scire

@@ -69,7 +69,8 @@ export function batchKey(plan: Plan, options: NativeExecuteOptions, dtype: strin
   const perSample = options.shape.slice(1).join('x');
   const cond = options.cond === undefined ? '-' : `cond:${(options.condShape ?? []).slice(1).join('x')}`;
   const guidance = options.uncond === undefined ? '-' : `cfg:${String(options.guidanceScale)}`;
-  return [planFingerprint(plan), perSample, dtype, cond, guidance, `graph:${String(options.cudaGraph ?? 'auto')}`].join('|');
+  const inter = `inter:${options.intermediates ?? '-'}`;
+  return [planFingerprint(plan), perSample, dtype, cond, guidance, `graph:${String(options.cudaGraph ?? 'auto')}`, inter].join('|');
 }
 
 function concatFloat32(parts: readonly Float32Array[]): Float32Array {
@@ -96,6 +97,7 @@ export function concatOptions(members: readonly NativeExecuteOptions[]): NativeE
     out.guidanceScale = first.guidanceScale;
   }
   if (first.cudaGraph !== undefined) out.cudaGraph = first.cudaGraph;
+  if (first.intermediates !== undefined) out.intermediates = first.intermediates;
   return out;
 }
 
@@ -153,13 +155,26 @@ async function runBatch(execute: ExecuteFn, batch: ReadonlyArray<QueuedRequest<E
     const alone = members.length === 1;
     const options: NativeExecuteOptions = alone ? { ...members[0].item.options } : concatOptions(members.map((m) => m.item.options));
     options.signal = controller.signal;
+    // Each member's rows of the batch: an intermediate (ev.x) is sliced to the member's own samples.
+    const rows = new Map<QueuedRequest<ExecuteItem, ServedResult>, [number, number]>();
+    let row = 0;
+    for (const m of members) {
+      const n = numel(m.item.options.shape);
+      rows.set(m, [row, row + n]);
+      row += n;
+    }
     const stepped = members.filter((m) => m.item.onStep !== undefined);
     if (stepped.length > 0) {
       options.onStep = (ev) => {
         for (const m of stepped) {
           if (!live.has(m)) continue;
           try {
-            m.item.onStep?.(ev);
+            if (ev.x !== undefined && !alone) {
+              const [from, to] = rows.get(m) as [number, number];
+              m.item.onStep?.({ ...ev, x: ev.x.slice(from, to) });
+            } else {
+              m.item.onStep?.(ev);
+            }
           } catch (e) {
             leave(m, e); // a throwing onStep fails its own request only
           }

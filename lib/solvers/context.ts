@@ -46,6 +46,8 @@ export interface SolverContext {
    * is set.
    */
   evaluate(args: EvaluateArgs): void;
+  /** Marks x_t = scale * R[reg] (continuous time t) as a solver state (Plan.states). */
+  markState(reg: number, scale: number, t: number): void;
   /** Builds the Plan: meta gets solver, schedule, steps, skip, ... plus `meta`. */
   finish(initScale: number, final: { src: number; scale: number }, meta?: Record<string, unknown>): Plan;
 }
@@ -61,11 +63,22 @@ export function createSolverContext(options: ResolvedOptions): SolverContext {
     timeSteps: (n) => timeSteps(schedule, options.skip, options.tStart, options.tEnd, n, params),
     timeStepsBetween: (tFrom, tTo, n) => timeSteps(schedule, options.skip, tFrom, tTo, n, params),
     evaluate({ src, inScale, t, target, dst }) {
-      const { outX, outM } = outputConversion(options.modelType, target, schedule.alpha(t), schedule.sigma(t));
-      builder.evaluate({ src, dst, t: schedule.modelTime(t), tCont: t, inScale, outX, outM });
+      const alpha = schedule.alpha(t);
+      const sigma = schedule.sigma(t);
+      const { outX, outM } = outputConversion(options.modelType, target, alpha, sigma);
+      // The data prediction of this evaluation, for intermediates 'x0': R[dst] itself, or from
+      // the noise prediction x0 = (x_in - sigma eps) / alpha with x_in = inScale R[src]
+      // (not expressible when dst overwrites src).
+      let x0: Array<[number, number]> | undefined;
+      if (target === 'data') x0 = [[1, dst]];
+      else if (src !== dst) x0 = [[inScale / alpha, src], [-sigma / alpha, dst]];
+      builder.evaluate({ src, dst, t: schedule.modelTime(t), tCont: t, inScale, outX, outM, x0 });
       if (target === 'data' && options.thresholding) {
         builder.threshold(dst, options.thresholding.ratio, options.thresholding.maxVal);
       }
+    },
+    markState(reg, scale, t) {
+      builder.markState(reg, scale, schedule.modelTime(t), t);
     },
     finish(initScale, final, meta = {}) {
       return builder.build(initScale, final, {

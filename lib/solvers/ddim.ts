@@ -65,6 +65,7 @@ export function finishDpmPlan(ctx: SolverContext, meta: Record<string, unknown>)
   if (ctx.options.denoiseToZero) {
     const x0 = b.reg();
     ctx.evaluate({ src: b.x, inScale: 1, t: ctx.options.tEnd, target: 'data', dst: x0 });
+    ctx.markState(x0, 1, ctx.options.tEnd);
     return ctx.finish(1, { src: x0, scale: 1 }, meta);
   }
   return ctx.finish(1, { src: b.x, scale: 1 }, meta);
@@ -75,6 +76,7 @@ export function compileDdim(ctx: SolverContext): Plan {
   const timesteps = ctx.timeSteps(options.steps);
   const dataForm = options.thresholding !== null;
   const model = b.reg();
+  ctx.markState(b.x, 1, timesteps[0]);
   for (let i = 0; i < options.steps; i++) {
     const s = marginals(schedule, timesteps[i]);
     const t = marginals(schedule, timesteps[i + 1]);
@@ -85,6 +87,7 @@ export function compileDdim(ctx: SolverContext): Plan {
       ctx.evaluate({ src: b.x, inScale: 1, t: s.t, target: 'noise', dst: model });
       emitFirstOrderNoiseUpdate(b, b.x, b.x, model, s, t);
     }
+    ctx.markState(b.x, 1, t.t);
   }
   return finishDpmPlan(ctx, {
     form: dataForm ? 'data' : 'noise',

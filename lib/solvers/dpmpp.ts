@@ -106,6 +106,7 @@ function compileMultistep(ctx: SolverContext): Plan {
   };
   const stepOrders: number[] = [];
 
+  ctx.markState(b.x, 1, timesteps[0]);
   evaluateAt(marginals(schedule, timesteps[0]));
   for (let step = 1; step <= steps; step++) {
     const t = marginals(schedule, timesteps[step]);
@@ -125,6 +126,7 @@ function compileMultistep(ctx: SolverContext): Plan {
     } else {
       emitMultistepThird(b, b.x, history[n - 3], history[n - 2], history[n - 1], t);
     }
+    ctx.markState(b.x, 1, t.t);
     // The model value at tEnd is never needed.
     if (step < steps) evaluateAt(t);
   }
@@ -260,6 +262,7 @@ function compileSinglestep(ctx: SolverContext): Plan {
     if (o === 1) {
       ctx.evaluate({ src: b.x, inScale: 1, t: s.t, target: 'data', dst: regs.m_s });
       emitFirstOrderDataUpdate(b, b.x, b.x, regs.m_s, s, t);
+      ctx.markState(b.x, 1, t.t);
       fractions.push([]);
       continue;
     }
@@ -276,6 +279,7 @@ function compileSinglestep(ctx: SolverContext): Plan {
       emitSinglestepThird(ctx, regs, s, t, r1, r2);
       fractions.push([r1, r2]);
     }
+    ctx.markState(b.x, 1, t.t);
   }
   return finishDpmPlan(ctx, { algorithm: 'dpmsolver++', timeSteps: outer, stepOrders: orders, fractions });
 }

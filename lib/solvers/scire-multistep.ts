@@ -202,6 +202,10 @@ export function emitScireMultistep(ctx: SolverContext, variable: ScireVariable):
     if (past.length > order) free.push((past.shift() as Past).reg);
   };
 
+  // States as the authors' sample(..., return_intermediate=True) records them: x_T, then
+  // x after every step (after the corrector when there is one).
+  const mark = (r: number, t: number): void => ctx.markState(r, variable.stateScale(t), t);
+  mark(y, grid[0]);
   const first = free.shift() as number;
   evalInto(y, grid[0], first);
   record(grid[0], first);
@@ -221,10 +225,12 @@ export function emitScireMultistep(ctx: SolverContext, variable: ScireVariable):
     if (step === steps) {
       // y_t = y + increment  (no evaluation after the last step, so no corrector either)
       emit(b, y, sum(reg(y), increment));
+      mark(y, t);
       break;
     }
     if (corrector === 'none') {
       emit(b, y, sum(reg(y), increment));
+      mark(y, t);
       // The oldest value is not needed any more: its register takes the new evaluation.
       if (past.length === order) free.push((past.shift() as Past).reg);
       const mT = free.shift() as number;
@@ -239,6 +245,7 @@ export function emitScireMultistep(ctx: SolverContext, variable: ScireVariable):
       const phiC = corrector === 'faithful' ? multistepPhi(phis, step, steps, order) : 1;
       emit(b, yp, sum(reg(y), correctorIncrement(variable, usedTimes, t, phiC, m, mT)));
       [y, yp] = [yp, y];
+      mark(y, t);
       record(t, mT);
     }
   }

@@ -90,9 +90,17 @@ export function emitScireSinglestep(ctx: SolverContext, variable: ScireVariable)
   const evalInto = (src: number, t: number, dst: number): void =>
     ctx.evaluate({ src, inScale: variable.stateScale(t), t, target: variable.target, dst });
 
+  // States as the authors' singlestep sample(..., return_intermediate=True) records them: x
+  // after every outer step (not x_T).
   orders.forEach((o, step) => {
     const s = outer[step];
     const t = outer[step + 1];
+    emitOuterStep(o, step, s, t);
+    ctx.markState(y, variable.stateScale(t), t);
+  });
+  return { spare: mS };
+
+  function emitOuterStep(o: number, step: number, s: number, t: number): void {
     const phi = faithful && o > 1 ? singlestepPhi(phis, step, K) : 1;
     const vS = variable.at(s);
     const h = variable.at(t) - vS;
@@ -144,6 +152,5 @@ export function emitScireSinglestep(ctx: SolverContext, variable: ScireVariable)
         scale(h / (2 * r2 * phi), D2),
       ),
     );
-  });
-  return { spare: mS };
+  }
 }

@@ -30,5 +30,6 @@ export function compileScire(ctx: SolverContext): Plan {
   if (!denoiseToZero) return ctx.finish(initScale, { src: state, scale: endScale }, meta);
   // x0 = data prediction at tEnd of x = endScale * y
   ctx.evaluate({ src: state, inScale: endScale, t: tEnd, target: 'data', dst: spare });
+  ctx.markState(spare, 1, tEnd); // the authors record the denoised x too
   return ctx.finish(initScale, { src: spare, scale: 1 }, meta);
 }

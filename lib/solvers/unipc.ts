@@ -147,6 +147,7 @@ export function compileUniPc(ctx: SolverContext): Plan {
   const stepOrders: number[] = [];
   const corrected: boolean[] = [];
 
+  ctx.markState(xs, 1, timesteps[0]);
   {
     const m = freeRegs.pop()!;
     ctx.evaluate({ src: xs, inScale: 1, t: timesteps[0], target: 'data', dst: m });
@@ -170,6 +171,7 @@ export function compileUniPc(ctx: SolverContext): Plan {
       // The last step: predictor only, the result is the state at tEnd.
       emitUniPcUpdate(b, xp, xs, prev, t, st, st.rhosP, null);
       [xs, xp] = [xp, xs];
+      ctx.markState(xs, 1, t.t);
       break;
     }
     emitUniPcUpdate(b, xp, xs, prev, t, st, st.rhosP, null);
@@ -179,6 +181,7 @@ export function compileUniPc(ctx: SolverContext): Plan {
     emitUniPcUpdate(b, xp, xs, prev, t, st, st.rhosC, m);
     record(m, t);
     [xs, xp] = [xp, xs];
+    ctx.markState(xs, 1, t.t);
   }
   return finishUniPc(ctx, xs, { variant, finalCorrector, timeSteps: timesteps, stepOrders, corrected });
 }
@@ -190,6 +193,7 @@ function finishUniPc(ctx: SolverContext, state: number, meta: Record<string, unk
   if (ctx.options.denoiseToZero) {
     const x0 = b.reg();
     ctx.evaluate({ src: state, inScale: 1, t: ctx.options.tEnd, target: 'data', dst: x0 });
+    ctx.markState(x0, 1, ctx.options.tEnd);
     return ctx.finish(1, { src: x0, scale: 1 }, meta);
   }
   return ctx.finish(1, { src: state, scale: 1 }, meta);
