@@ -13,6 +13,19 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/**
+ * Prints what ended a command and returns its exit status: a UsageError with the usage text
+ * (status 2), anything else as one line (status 1).
+ */
+export function reportCliError(err: unknown, usage: string): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`scire: ${err.message}\n\n${usage}\n`);
+    return 2;
+  }
+  process.stderr.write(`scire: ${err instanceof Error ? err.message : String(err)}\n`);
+  return 1;
+}
+
 export const USAGE = `Usage: scire <command> [flags]
 
 Commands:

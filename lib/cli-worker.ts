@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError, choice as oneOf, device } from './cli-args';
+import { UsageError, choice as oneOf, device, reportCliError } from './cli-args';
 import { PACKAGE_ROOT, nativeBinding } from './native';
 import type { SampleJobData } from './scaleout/job';
 import { DEFAULT_WORKER_MAX_WAIT_MS } from './scaleout/worker';
@@ -349,11 +349,6 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return command === 'worker' ? await runWorker(rest) : await runSubmit(rest);
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`scire: ${err.message}\n\n${usage}\n`);
-      return 2;
-    }
-    process.stderr.write(`scire: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
+    return reportCliError(err, usage);
   }
 }

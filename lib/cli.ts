@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compilePlan } from './compile';
-import { INFO_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, type InfoArgs, type SampleArgs } from './cli-args';
+import { INFO_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, reportCliError, type InfoArgs, type SampleArgs } from './cli-args';
 import { encodeNpy, encodePng, toImageGrid, toUnitRange } from './image-io';
 import { DEFAULT_MAX_ELEMENTS } from './limits';
 import { loadModel } from './model';
@@ -248,12 +248,7 @@ export async function main(argv: string[]): Promise<number> {
     else runInfo(args);
     return 0;
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`scire: ${err.message}\n\n${usage}\n`);
-      return 2;
-    }
-    process.stderr.write(`scire: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
+    return reportCliError(err, usage);
   }
 }
 

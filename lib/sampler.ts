@@ -31,7 +31,7 @@ import type { AbortSignalLike, NativeExecuteOptions, NativeModel, NativeStepEven
 import type { Plan } from './plan';
 import { checkRequestSize } from './limits';
 import { randn, randnAsync, RANDN_ASYNC_THRESHOLD } from './randn';
-import { checkExecuteResult, checkFiniteResult, NON_FINITE_MODES, type NonFiniteMode } from './result-check';
+import { checkFiniteResult, NON_FINITE_MODES, type NonFiniteMode } from './result-check';
 import type { NoiseSchedule } from './schedule';
 import { batchKey, type ExecuteItem, type ServedResult } from './serving/batcher';
 import { servingQueue } from './serving/model';

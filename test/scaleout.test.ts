@@ -30,6 +30,7 @@ import { jobIdFor } from '../lib/scaleout/job';
 import { createWorker, type ScireWorker } from '../lib/scaleout/worker';
 import { startRedisServer, type RedisServer } from '../lib/testing/redis-server';
 import { ROOT, ensureDistBuilt } from './support/dist';
+import { relativeError as relErr } from './support/native-gmm';
 
 const UNET = path.join(ROOT, 'models', 'fmnist_unet.pt');
 const schedule = NoiseSchedule.discrete({ kind: 'linear', betaStart: 1e-4, betaEnd: 0.02, N: 1000 });
@@ -79,17 +80,6 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, timeo
   }
 }
 
-/** max |a - b| / max |b|. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 beforeAll(async () => {
   cli = ensureDistBuilt();

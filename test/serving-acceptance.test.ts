@@ -23,6 +23,7 @@ import type { Plan } from '../lib/plan';
 import { Sampler, type SampleResult } from '../lib/sampler';
 import { NoiseSchedule } from '../lib/schedule';
 import { servingQueue, type Model } from '../lib/serving/model';
+import { relativeError as relErr } from './support/native-gmm';
 
 const ROOT = path.join(__dirname, '..');
 const UNET = path.join(ROOT, 'models', 'fmnist_unet.pt');
@@ -35,17 +36,6 @@ const REL_TOL = 1e-4;
 
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
-/** max |a - b| / max |b| over one sample. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
-}
 
 let model: Model;
 

@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadNativeFrom } from '../../lib/native';
-import type { NativeBinding, NativeLincombOptions, NativeModel } from '../../lib/native-types';
+import type { DeviceName, NativeBinding, NativeLincombBench, NativeLincombOptions, NativeModel } from '../../lib/native-types';
 import type { Plan } from '../../lib/plan';
 
 export const TESTING_ADDON = path.resolve(__dirname, '..', '..', 'build', 'Release', 'scire_testing.node');
@@ -47,19 +47,7 @@ export interface TestingModel extends NativeModel {
 
 export interface TestingBinding extends NativeBinding {
   lincomb(inputs: Float32Array[], coefs: number[], opts?: NativeLincombOptions): Float32Array;
-  benchLincomb(opts: { terms: number; bytes: number; device?: string; iters?: number }): {
-    terms: number;
-    bytes: number;
-    elements: number;
-    device: string;
-    iters: number;
-    threads: number;
-    fusedMs: number;
-    torchOpsMs: number;
-    torchExprMs: number;
-    copyMs: number;
-    maxAbsDiff: number;
-  };
+  benchLincomb(opts: { terms: number; bytes: number; device?: DeviceName; iters?: number }): NativeLincombBench;
   graphCachePolicyProbe(limits?: { maxEntries?: number; maxBytes?: number }): GraphCachePolicyProbe;
   batchBucket(n: number): number;
   cudaGraphCacheState(): { entries: number; bytes: number; maxEntries: number; maxBytes: number };
