@@ -9,7 +9,8 @@
 import type { Plan } from './plan';
 import { resolveOptions, type CompileOptions, type ResolvedOptions } from './options';
 import { createSolverContext } from './solvers/context';
-import { withCode } from './validate';
+import { addInpainting } from './inpaint';
+import { expectBoolean, withCode } from './validate';
 import { compileDdim } from './solvers/ddim';
 import { compileDpmpp } from './solvers/dpmpp';
 import { compileScire } from './solvers/scire';
@@ -30,7 +31,10 @@ function compileSolver(resolved: ResolvedOptions): Plan {
 }
 
 export function compilePlan(options: CompileOptions): Plan {
-  const resolved = resolveOptions(options);
+  // `inpaint` is applied to the compiled plan (lib/inpaint.ts); the solvers never see it.
+  const { inpaint, ...solverOptions } = (options ?? {}) as CompileOptions;
+  const withInpaint = inpaint === undefined ? false : expectBoolean('inpaint', inpaint);
+  const resolved = resolveOptions(options === null || typeof options !== 'object' ? options : (solverOptions as CompileOptions));
   let plan: Plan;
   try {
     plan = compileSolver(resolved);
@@ -59,5 +63,5 @@ export function compilePlan(options: CompileOptions): Plan {
         `but received thresholding: this configuration makes no data prediction to threshold (${hint})`,
     ), 'ERR_INVALID_ARG_VALUE');
   }
-  return plan;
+  return withInpaint ? addInpainting(plan, resolved.schedule) : plan;
 }

@@ -14,9 +14,10 @@
 import { withCallerStack } from './model';
 import { asModelError } from './result-check';
 import { nativeBinding } from './native';
-import type { AbortSignalLike, NativeExecuteOptions, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
+import type { AbortSignalLike, NativeExecuteOptions, NativeInpaintInputs, NativeExecuteResult, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
+import { planUsesInpaint } from './inpaint';
 import { expectIntermediatesMode } from './intermediates';
 import { onAbort } from './serving/signals';
 import {
@@ -32,7 +33,7 @@ import {
 /** The options of executePlan: those of the native execute, with an AbortSignal only (no abortHandle). */
 export type ExecuteOptions = Omit<NativeExecuteOptions, 'abortHandle'>;
 
-const OPTION_KEYS = ['x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'intermediates', 'signal', 'cudaGraph'];
+const OPTION_KEYS = ['x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'intermediates', 'inpaint', 'signal', 'cudaGraph'];
 
 function expectShape(field: string, value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0) throw invalidType(field, 'a non-empty array of positive integers', value);
@@ -88,6 +89,28 @@ export function resolveExecuteOptions(options: unknown): NativeExecuteOptions {
     out.intermediates = expectIntermediatesMode('intermediates', o.intermediates);
     if (out.cudaGraph === true) throw invalidType('cudaGraph', "'auto' or false when intermediates is given", o.cudaGraph);
   }
+  if (o.inpaint !== undefined) {
+    out.inpaint = resolveInpaintInputs(o.inpaint, numel(shape));
+    if (out.cudaGraph === true) throw invalidType('cudaGraph', "'auto' or false when inpaint is given", o.cudaGraph);
+  }
+  return out;
+}
+
+/** opts.inpaint: { x0, mask, noise }, float32 of `length` values; mask in [0, 1], all finite. */
+function resolveInpaintInputs(value: unknown, length: number): NativeInpaintInputs {
+  const o = expectObject('inpaint', value);
+  expectKnownKeys('inpaint', o, ['x0', 'mask', 'noise']);
+  const out: NativeInpaintInputs = {
+    x0: expectFloat32('inpaint.x0', o.x0, length, 'shape'),
+    mask: expectFloat32('inpaint.mask', o.mask, length, 'shape'),
+    noise: expectFloat32('inpaint.noise', o.noise, length, 'shape'),
+  };
+  for (const k of ['x0', 'noise'] as const) {
+    const v = out[k];
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) throw outOfRange(`inpaint.${k}[${i}]`, 'a finite number', v[i]);
+  }
+  const m = out.mask;
+  for (let i = 0; i < m.length; i++) if (!(m[i] >= 0 && m[i] <= 1)) throw outOfRange(`inpaint.mask[${i}]`, 'a number in [0, 1]', m[i]);
   return out;
 }
 
@@ -104,6 +127,10 @@ export async function executePlan(
   }
   checkPlan(plan);
   const native = resolveExecuteOptions(options);
+  // An inpainting plan needs its inputs, and inputs for a plan without corrections would be ignored.
+  const uses = planUsesInpaint(plan);
+  if (uses && !native.inpaint) throw invalidType('inpaint', 'an object { x0, mask, noise } for a plan compiled with inpaint: true', undefined);
+  if (!uses && native.inpaint) throw invalidType('inpaint', 'no inpaint inputs for a plan without inpainting (compile it with inpaint: true)', options.inpaint);
   // Chosen: an error rather than a silent no-op (the snapshots would be copied for nobody).
   if (native.intermediates !== undefined && native.onStep === undefined) {
     throw invalidType('onStep', 'a function when intermediates is given', undefined);

@@ -54,6 +54,12 @@ export interface NativeAbortHandle {
   readonly aborted: boolean;
 }
 
+export interface NativeInpaintInputs {
+  x0: Float32Array;
+  mask: Float32Array;
+  noise: Float32Array;
+}
+
 export interface NativeExecuteOptions {
   /** x_T: float32, row-major, length = prod(shape). */
   x: Float32Array;
@@ -73,6 +79,13 @@ export interface NativeExecuteOptions {
    * ev.x a host copy of it. Needs onStep; runs op by op (no CUDA graph). Default: none.
    */
   intermediates?: 'x' | 'x0';
+  /**
+   * The inputs of an inpainting plan (compilePlan({ ..., inpaint: true }), lib/inpaint.ts), each
+   * float32 of prod(shape) values: x0 the known data, mask in [0, 1] (1 = known), noise the
+   * run's starting noise z. Required by such a plan, refused by any other. Runs op by op (no
+   * CUDA graph).
+   */
+  inpaint?: NativeInpaintInputs;
   /**
    * Checked between evaluations; an aborted run rejects with an Error named 'AbortError'.
    * A request aborted while still queued behind others rejects at once and never runs.

@@ -99,6 +99,12 @@ export interface CompileOptions {
   nsrShift?: number;
   /** rho of the 'karras' time steps (default 7). */
   rho?: number;
+  /**
+   * Inpainting (lib/inpaint.ts): the plan corrects the known region of the state after every
+   * step and composites the result with x0; it then needs inpainting inputs (x0, mask, noise)
+   * to run. Default false (the plan is unchanged).
+   */
+  inpaint?: boolean;
 }
 
 /** Every option resolved to a value: what solvers receive (in SolverContext.options). */

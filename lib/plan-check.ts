@@ -11,10 +11,13 @@
  * `intermediates` the marks that mode reads (plan.states for 'x', the eval ops' x0 terms for
  * 'x0') follow the same rules: 1 to 4 finite [coefficient, register] terms of registers
  * written by then (x0: after the eval op; a state: after its first `after` ops), states in
- * non-decreasing `after` order. Without it the marks are not read, so a plan whose ops were
+ * non-decreasing `after` order. Inpainting (lib/inpaint.ts): an 'inpaint' op reads and writes
+ * a written register; its `a` and `s`, and those of a lincomb's or the final's optional
+ * `inpaint: { a, s }`, are finite numbers of at most MAX_INPAINT_COEF in magnitude (float32
+ * range, so that the native float32 executor stays finite). Without it the marks are not read, so a plan whose ops were
  * edited (and whose marks went stale) still runs.
  */
-import { MAX_LINCOMB_TERMS, MAX_PLAN_OPS, MAX_PLAN_REGISTERS, type Plan } from './plan';
+import { MAX_INPAINT_COEF, MAX_LINCOMB_TERMS, MAX_PLAN_OPS, MAX_PLAN_REGISTERS, type Plan } from './plan';
 import { expectFiniteNumber, expectInteger, expectObject, expectOneOf, invalidType, outOfRange } from './validate';
 
 export function checkPlan(plan: Plan, intermediates?: 'x' | 'x0'): Plan {
@@ -63,11 +66,15 @@ export function checkPlan(plan: Plan, intermediates?: 'x' | 'x0'): Plan {
     }
   };
   checkStatesAt(0);
+  const checkCorrection = (f: string, value: unknown): void => {
+    const c = expectObject(f, value);
+    for (const k of ['a', 's']) expectFiniteNumber(`${f}.${k}`, c[k], { min: -MAX_INPAINT_COEF, max: MAX_INPAINT_COEF });
+  };
   let evals = 0;
   (p.ops as unknown[]).forEach((raw, i) => {
     const f = `plan.ops[${i}]`;
     const op = expectObject(f, raw);
-    const kind = expectOneOf(`${f}.op`, ['eval', 'lincomb', 'threshold'] as const, op.op);
+    const kind = expectOneOf(`${f}.op`, ['eval', 'lincomb', 'threshold', 'inpaint'] as const, op.op);
     if (kind === 'eval') {
       readReg(`${f}.src`, op.src);
       for (const k of ['t', 'tCont', 'inScale', 'outX', 'outM']) expectFiniteNumber(`${f}.${k}`, op[k]);
@@ -84,7 +91,11 @@ export function checkPlan(plan: Plan, intermediates?: 'x' | 'x0'): Plan {
         expectFiniteNumber(`${f}.terms[${k}][0]`, term[0]);
         readReg(`${f}.terms[${k}][1]`, term[1]);
       });
+      if (op.inpaint !== undefined) checkCorrection(`${f}.inpaint`, op.inpaint);
       written[regField(`${f}.dst`, op.dst)] = true;
+    } else if (kind === 'inpaint') {
+      readReg(`${f}.reg`, op.reg);
+      checkCorrection(f, op);
     } else {
       readReg(`${f}.reg`, op.reg);
       expectFiniteNumber(`${f}.ratio`, op.ratio, { above: 0, max: 1 });
@@ -95,6 +106,7 @@ export function checkPlan(plan: Plan, intermediates?: 'x' | 'x0'): Plan {
   const final = expectObject('plan.final', p.final);
   readReg('plan.final.src', final.src);
   expectFiniteNumber('plan.final.scale', final.scale);
+  if (final.inpaint !== undefined) checkCorrection('plan.final.inpaint', final.inpaint);
   expectInteger('plan.nfe', p.nfe, { min: 0 });
   if (p.nfe !== evals) throw outOfRange('plan.nfe', `the number of eval ops (${evals})`, p.nfe);
   return plan;

@@ -15,12 +15,17 @@
  *                raw  = model(x_in, tInput)      (one network evaluation, NFE += 1)
  *                R[dst] = outX * x_in + outM * raw
  *     lincomb:   R[dst] = sum_k coef_k * R[reg_k]   (1..4 terms; dst may equal a source)
+ *                with `inpaint: { a, s }` (lib/inpaint.ts), in the same pass:
+ *                R[dst] = (1 - m) * sum_k coef_k R[reg_k] + m * (a * x0 + s * z)
+ *     inpaint:   R[reg] = (1 - m) * R[reg] + m * (a * x0 + s * z)
+ *                (m: the mask, x0: the known data, z: the run's starting noise; inputs of the run)
  *     threshold: per batch element b (the leading dimension),
  *                s_b = quantile(|R[reg]_b|, ratio)  (linear interpolation, as torch.quantile)
  *                s_b = max(s_b, maxVal)
  *                R[reg]_b = clamp(R[reg]_b, -s_b, s_b) / s_b
  *                (dynamic thresholding exactly as DPM-Solver's dynamic_thresholding_fn)
  *   result = final.scale * R[final.src]
+ *   (with final.inpaint: result = (1 - m) * final.scale * R[final.src] + m * (a * x0 + s * z))
  *
  * Classifier-free guidance is applied by the executor to `raw` (one batched forward over
  * [uncond; cond], raw = uncond + g * (cond - uncond)) before the output conversion.
@@ -52,6 +57,26 @@ export interface LincombOp {
   dst: number;
   /** 1 to 4 [coefficient, register] pairs. */
   terms: Array<[number, number]>;
+  /** Optional: the inpainting correction fused into this pass (see the contract above). */
+  inpaint?: InpaintCorrection;
+}
+
+/**
+ * The inpainting correction of a register that holds the solver state x_t as scale * R:
+ * R <- (1 - m) R + m (a x0 + s z) with a = alpha_t / scale, s = sigma_t / scale, so that the
+ * known region (m = 1) is put on alpha_t x0 + sigma_t z (lib/inpaint.ts).
+ */
+export interface InpaintCorrection {
+  a: number;
+  s: number;
+}
+
+/** The inpainting correction of a register on its own (where no lincomb writes the state). */
+export interface InpaintOp {
+  op: 'inpaint';
+  reg: number;
+  a: number;
+  s: number;
 }
 
 /** Dynamic thresholding of a data prediction held in a register (see the contract above). */
@@ -72,7 +97,7 @@ export interface PlanState {
   tCont: number;
 }
 
-export type PlanOp = EvalOp | LincombOp | ThresholdOp;
+export type PlanOp = EvalOp | LincombOp | ThresholdOp | InpaintOp;
 
 export interface Plan {
   /** Format tag, so a serialized plan can be checked before it is executed. */
@@ -82,8 +107,8 @@ export interface Plan {
   /** R[0] = initScale * x_T. */
   initScale: number;
   ops: PlanOp[];
-  /** result = scale * R[src]. */
-  final: { src: number; scale: number };
+  /** result = scale * R[src] (with inpaint: corrected as in the contract above). */
+  final: { src: number; scale: number; inpaint?: InpaintCorrection };
   /** Number of network evaluations (number of eval ops). */
   nfe: number;
   /**
@@ -107,3 +132,9 @@ export const MAX_LINCOMB_TERMS = 4;
  */
 export const MAX_PLAN_REGISTERS = 64;
 export const MAX_PLAN_OPS = 200_000;
+
+/**
+ * Largest magnitude of an inpainting coefficient a or s (float32's largest finite value): the
+ * native executor computes in float32. Solvers give |a|, |s| < 1e4 (a = alpha_t / scale).
+ */
+export const MAX_INPAINT_COEF = 3.4e38;

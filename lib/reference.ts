@@ -6,6 +6,7 @@
  *   model(x, shape, tInput) -> Float64Array (same length): the network on the whole batch at
  *   model input time tInput (the same for every batch element).
  */
+import { planUsesInpaint } from './inpaint';
 import { expectIntermediatesMode, planSnapshots, type IntermediatesMode, type Snapshot } from './intermediates';
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
@@ -22,6 +23,18 @@ export interface ReferenceInputs {
   model: ReferenceModel;
   /** Record the states x_t ('x') or the data predictions ('x0'): lib/intermediates.ts. */
   intermediates?: IntermediatesMode;
+  /**
+   * The inputs of an inpainting plan (compilePlan({ ..., inpaint: true }), lib/inpaint.ts), each
+   * prod(shape) values: x0 the known data, mask in [0, 1] (1 = known), noise the run's
+   * starting noise z. Required by such a plan, refused by any other.
+   */
+  inpaint?: ReferenceInpaint;
+}
+
+export interface ReferenceInpaint {
+  x0: Float64Array | Float32Array | number[];
+  mask: Float64Array | Float32Array | number[];
+  noise: Float64Array | Float32Array | number[];
 }
 
 /** One recorded intermediate (float64, shaped like the sample). */
@@ -84,6 +97,22 @@ export function dynamicThreshold(x: Float64Array, batch: number, ratio: number, 
   }
 }
 
+/** The inpainting inputs as float64 (null for a plan without inpainting); checks both ways. */
+function inpaintInputs(plan: Plan, value: unknown, size: number): { x0: Float64Array; mask: Float64Array; noise: Float64Array } | null {
+  const uses = planUsesInpaint(plan);
+  if (value === undefined) {
+    if (uses) throw invalidType('inpaint', 'an object { x0, mask, noise } for a plan compiled with inpaint: true', value);
+    return null;
+  }
+  if (!uses) throw invalidType('inpaint', 'no inpaint inputs for a plan without inpainting (compile it with inpaint: true)', value);
+  const o = expectObject('inpaint', value);
+  const mask = toFloat64('inpaint.mask', o.mask, size);
+  for (let i = 0; i < size; i++) {
+    if (!(mask[i] >= 0 && mask[i] <= 1)) throw outOfRange(`inpaint.mask[${i}]`, 'a number in [0, 1]', mask[i]);
+  }
+  return { x0: toFloat64('inpaint.x0', o.x0, size), mask, noise: toFloat64('inpaint.noise', o.noise, size) };
+}
+
 export function executePlanReference(plan: Plan, inputs: ReferenceInputs): ReferenceResult {
   const inp = expectObject('inputs', inputs);
   const mode = inp.intermediates === undefined ? undefined : expectIntermediatesMode('intermediates', inp.intermediates);
@@ -92,6 +121,13 @@ export function executePlanReference(plan: Plan, inputs: ReferenceInputs): Refer
   const size = shape.reduce((a, b) => a * b, 1);
   const x0 = toFloat64('x', inp.x, size);
   const model = expectFunction('model', inp.model) as ReferenceModel;
+  const known = inpaintInputs(plan, inp.inpaint, size);
+  // out = (1 - m) out + m (a x0 + s z), in place.
+  const correct = (out: Float64Array, c: { a: number; s: number }): void => {
+    if (!known) throw new Error('internal: inpainting inputs missing');
+    const { x0: k, mask: m, noise: z } = known;
+    for (let i = 0; i < size; i++) out[i] = (1 - m[i]) * out[i] + m[i] * (c.a * k[i] + c.s * z[i]);
+  };
 
   const R: Array<Float64Array | null> = new Array(plan.numRegs).fill(null);
   R[0] = x0.map((v) => plan.initScale * v);
@@ -140,13 +176,19 @@ export function executePlanReference(plan: Plan, inputs: ReferenceInputs): Refer
         const v = get(r);
         for (let i = 0; i < size; i++) out[i] += c * v[i];
       }
+      if (op.inpaint) correct(out, op.inpaint);
       R[op.dst] = out;
+    } else if (op.op === 'inpaint') {
+      const out = Float64Array.from(get(op.reg));
+      correct(out, op);
+      R[op.reg] = out;
     } else {
       dynamicThreshold(get(op.reg), shape[0], op.ratio, op.maxVal);
     }
     takeSnapshots(opIndex + 1);
   }
   const result = get(plan.final.src).map((v) => plan.final.scale * v);
+  if (plan.final.inpaint) correct(result, plan.final.inpaint);
   const bad = firstNonFinite(result);
   if (bad >= 0) throw nonFiniteResult(bad, result[bad], true, '');
   return { x: result, nfe: evalTimes.length, evalTimes, ...(mode ? { intermediates: recorded } : {}) };

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "device_dtype.h"
 #include "errors.h"
 #include "kernels/lincomb_tensor.h"
+#include "kernels/masked_lincomb_tensor.h"
 #include "kernels/threshold.h"
 #include "model.h"
 #include "model_runtime.h"
@@ -35,6 +37,9 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
   const int64_t batch = shape[0];
   const float g = static_cast<float>(in.guidanceScale);
 
+  if (plan.usesInpaint && !in.known.mask.defined()) {
+    throw std::runtime_error("execute: the plan inpaints but the run has no inpainting inputs");
+  }
   std::vector<at::Tensor> R(plan.numRegs);
   auto reg = [&](int i) -> const at::Tensor& {
     if (!R[i].defined()) R[i] = at::empty(shape, f32);
@@ -101,7 +106,19 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
       case PlanStep::Kind::Lincomb: {
         std::vector<kernels::Term> terms;
         for (int k = 0; k < step.terms; ++k) terms.push_back({static_cast<float>(step.coef[k]), R[step.reg[k]]});
-        kernels::FusedLincomb(reg(step.dst), terms);
+        if (step.inpaint) {
+          // the inpainting correction fused into the same pass (kernels/masked_lincomb.h)
+          kernels::FusedMaskedLincomb(reg(step.dst), terms, in.known, static_cast<float>(step.inpaintA),
+                                      static_cast<float>(step.inpaintS));
+        } else {
+          kernels::FusedLincomb(reg(step.dst), terms);
+        }
+        break;
+      }
+      case PlanStep::Kind::Inpaint: {
+        const at::Tensor& r = R[step.reg[0]];
+        kernels::FusedMaskedLincomb(r, {{1.f, r}}, in.known, static_cast<float>(step.inpaintA),
+                                    static_cast<float>(step.inpaintS));
         break;
       }
       case PlanStep::Kind::Threshold:
@@ -112,7 +129,12 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
     if (hooks && hooks->afterOp) hooks->afterOp(done, R);
   }
   at::Tensor out = at::empty(shape, f32);
-  kernels::FusedLincomb(out, {{static_cast<float>(plan.finalScale), R[plan.finalSrc]}});
+  if (plan.finalInpaint) {
+    kernels::FusedMaskedLincomb(out, {{static_cast<float>(plan.finalScale), R[plan.finalSrc]}}, in.known,
+                                static_cast<float>(plan.finalA), static_cast<float>(plan.finalS));
+  } else {
+    kernels::FusedLincomb(out, {{static_cast<float>(plan.finalScale), R[plan.finalSrc]}});
+  }
   return out;
 }
 
@@ -137,7 +159,28 @@ struct ExecuteInputs {
   // opts.intermediates: the snapshots ('x': plan.states, 'x0': the evaluations' data
   // predictions) copied to the host and delivered with the step events; empty when not asked.
   std::vector<PlanSnapshot> snapshots;
+  // opts.inpaint: CPU float32 tensors shaped like x (undefined without inpainting).
+  kernels::KnownRegion known;
 };
+
+// opts.inpaint = { x0, mask, noise }: Float32Arrays of prod(shape) values, mask in [0, 1] and
+// x0, noise finite (lib/execute.ts checks the same with the same field names).
+kernels::KnownRegion ParseInpaint(const Napi::Value& v, const std::vector<int64_t>& shape) {
+  if (!v.IsObject() || v.IsArray() || v.IsFunction()) {
+    throw TypeErrorFor(kWhere, "opts.inpaint", "an object { x0, mask, noise } of Float32Arrays");
+  }
+  const Napi::Object o = v.As<Napi::Object>();
+  kernels::KnownRegion known;
+  known.x0 = CopyFloat32(o.Get("x0"), kWhere, "opts.inpaint.x0", shape);
+  known.mask = CopyFloat32(o.Get("mask"), kWhere, "opts.inpaint.mask", shape);
+  known.noise = CopyFloat32(o.Get("noise"), kWhere, "opts.inpaint.noise", shape);
+  if (!known.mask.ge(0).logical_and(known.mask.le(1)).all().item<bool>()) {  // NaN fails both
+    throw RangeErrorFor(kWhere, "opts.inpaint.mask", "must hold numbers in [0, 1] (1 = known)");
+  }
+  if (!known.x0.isfinite().all().item<bool>()) throw RangeErrorFor(kWhere, "opts.inpaint.x0", "must hold finite numbers");
+  if (!known.noise.isfinite().all().item<bool>()) throw RangeErrorFor(kWhere, "opts.inpaint.noise", "must hold finite numbers");
+  return known;
+}
 
 // opts.intermediates ('x' | 'x0'): which marks of the plan ParsePlan reads.
 PlanMarks ParseMarks(const Napi::Value& v) {
@@ -170,6 +213,8 @@ ExecuteInputs ParseInputs(const Napi::Object& opts, const ModelHandle& model) {
   in.graphMode = ParseGraphMode(opts.Get("cudaGraph"), kWhere, "opts.cudaGraph");
   in.shape = ParseShape(opts.Get("shape"), kWhere, "opts.shape");
   in.x = CopyFloat32(opts.Get("x"), kWhere, "opts.x", in.shape);
+  const Napi::Value inpaint = opts.Get("inpaint");
+  if (!inpaint.IsUndefined()) in.known = ParseInpaint(inpaint, in.shape);
 
   const Napi::Value cond = opts.Get("cond");
   const Napi::Value uncond = opts.Get("uncond");
@@ -256,12 +301,16 @@ class ExecuteRequest : public Request {
     const auto started = Clock::now();
     const at::Device device = model_->device;
     const bool snapshots = !inputs_.snapshots.empty();
-    if (!snapshots && (inputs_.graphMode == GraphMode::kOn || (device.is_cuda() && inputs_.graphMode == GraphMode::kAuto))) {
+    const bool inpaint = inputs_.known.mask.defined();
+    if (!snapshots && !inpaint && (inputs_.graphMode == GraphMode::kOn || (device.is_cuda() && inputs_.graphMode == GraphMode::kAuto))) {
       return RunAsGraph(started);
     }
     if (snapshots && device.is_cuda() && inputs_.graphMode == GraphMode::kAuto) {
       graphStatus_ = "eager";
       graphReason_ = "intermediates are copied to the host between ops";
+    } else if (inpaint && device.is_cuda() && inputs_.graphMode == GraphMode::kAuto) {
+      graphStatus_ = "eager";
+      graphReason_ = "inpainting runs op by op (its inputs are no graph inputs)";
     }
     // The eager path is the executor loop with this run's hooks: the abort check before each
     // evaluation, progress after it, the network timing.
@@ -280,6 +329,11 @@ class ExecuteRequest : public Request {
     };
     hooks.afterEval = [this](const PlanStep& step) { ReportStep(step); };
     if (snapshots) hooks.afterOp = [this](int done, const std::vector<at::Tensor>& R) { ReportSnapshots(done, R); };
+    if (inpaint) {
+      in.known.mask = inputs_.known.mask.to(device);
+      in.known.x0 = inputs_.known.x0.to(device);
+      in.known.noise = inputs_.known.noise.to(device);
+    }
     in.evalSums = EvalSumsBuffer(device);
     const at::Tensor out = RunPlanOps(*model_, plan_, in, &hooks);
     result_ = out.to(at::kCPU).contiguous();  // waits for the device
@@ -486,13 +540,22 @@ Napi::Value ExecuteJs(const Napi::CallbackInfo& info, Model& model) {
   Napi::Env env = info.Env();
   ModelPtr handle = model.Handle();
   if (info.Length() < 2 || !info[1].IsObject()) {
-    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, intermediates?, signal?, abortHandle?, cudaGraph? }");
+    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, intermediates?, inpaint?, signal?, abortHandle?, cudaGraph? }");
   }
   const Napi::Object opts = info[1].As<Napi::Object>();
   const PlanMarks marks = ParseMarks(opts.Get("intermediates"));
   PlanSpec plan = ParsePlan(info[0], marks);
   ExecuteInputs inputs = ParseInputs(opts, *handle);
   inputs.snapshots = SnapshotsFor(marks, plan);
+  if (plan.usesInpaint && !inputs.known.mask.defined()) {
+    throw TypeErrorFor(kWhere, "opts.inpaint", "an object { x0, mask, noise } for a plan that inpaints (compiled with inpaint: true)");
+  }
+  if (!plan.usesInpaint && inputs.known.mask.defined()) {
+    throw TypeErrorFor(kWhere, "opts.inpaint", "absent for a plan without inpainting (compile it with inpaint: true)");
+  }
+  if (inputs.known.mask.defined() && inputs.graphMode == GraphMode::kOn) {
+    throw TypeErrorFor(kWhere, "opts.cudaGraph", "'auto' or false when opts.inpaint is given");
+  }
 
   AbortFlagPtr userAbort;
   const Napi::Value abortHandle = opts.Get("abortHandle");

@@ -31,6 +31,7 @@
 
 #include <functional>
 
+#include "kernels/masked_lincomb_tensor.h"
 #include "model.h"
 #include "plan.h"
 
@@ -45,6 +46,7 @@ struct PlanRunInputs {
   double guidanceScale = 1.0;
   at::Tensor evalSums;        // optional float64 [nfe] on the device: evaluation k writes the sum
                               // of its model output to [k - 1] (non-finite iff the output is)
+  kernels::KnownRegion known; // inpainting plans only: mask, x0, z (float32, shaped like x)
 };
 
 /** What the eager run adds around the loop; a run without hooks is capturable. */

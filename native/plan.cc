@@ -97,6 +97,16 @@ int ParseTerms(const Napi::Value& v, const std::string& path, RegisterTracker& r
   return static_cast<int>(n);
 }
 
+// An inpainting correction { a, s } (lib/inpaint.ts): finite, within float32's range.
+void ParseCorrection(const Napi::Object& o, const std::string& path, double* a, double* s) {
+  const Napi::Value av = o.Get("a");
+  const Napi::Value sv = o.Get("s");
+  *a = FiniteAt(av, path + ".a");
+  if (!(std::fabs(*a) <= kMaxInpaintCoef)) Range(av, path + ".a", "a number of magnitude at most 3.4e38");
+  *s = FiniteAt(sv, path + ".s");
+  if (!(std::fabs(*s) <= kMaxInpaintCoef)) Range(sv, path + ".s", "a number of magnitude at most 3.4e38");
+}
+
 PlanStep ParseEval(const Napi::Object& o, const std::string& path, RegisterTracker& regs) {
   PlanStep s;
   s.kind = PlanStep::Kind::Eval;
@@ -114,7 +124,21 @@ PlanStep ParseLincomb(const Napi::Object& o, const std::string& path, RegisterTr
   PlanStep s;
   s.kind = PlanStep::Kind::Lincomb;
   s.terms = ParseTerms(o.Get("terms"), path + ".terms", regs, s.coef, s.reg);
+  const Napi::Value inpaint = o.Get("inpaint");
+  if (!inpaint.IsUndefined()) {
+    s.inpaint = true;
+    ParseCorrection(ObjectAt(inpaint, path + ".inpaint"), path + ".inpaint", &s.inpaintA, &s.inpaintS);
+  }
   s.dst = regs.Write(o.Get("dst"), path + ".dst");
+  return s;
+}
+
+PlanStep ParseInpaint(const Napi::Object& o, const std::string& path, RegisterTracker& regs) {
+  PlanStep s;
+  s.kind = PlanStep::Kind::Inpaint;
+  s.reg[0] = regs.Read(o.Get("reg"), path + ".reg");
+  s.inpaint = true;
+  ParseCorrection(o, path, &s.inpaintA, &s.inpaintS);
   return s;
 }
 
@@ -208,9 +232,12 @@ PlanSpec ParsePlan(const Napi::Value& value, PlanMarks marks) {
       spec.steps.push_back(ParseLincomb(o, path, regs));
     } else if (name == "threshold") {
       spec.steps.push_back(ParseThreshold(o, path, regs));
+    } else if (name == "inpaint") {
+      spec.steps.push_back(ParseInpaint(o, path, regs));
     } else {
-      Type(kind, path + ".op", "one of 'eval', 'lincomb', 'threshold'");
+      Type(kind, path + ".op", "one of 'eval', 'lincomb', 'threshold', 'inpaint'");
     }
+    spec.usesInpaint = spec.usesInpaint || spec.steps.back().inpaint;
     statesAt(static_cast<int>(i) + 1);
   }
   // An evaluation's data prediction is read after the threshold op that may follow it.
@@ -225,6 +252,12 @@ PlanSpec ParsePlan(const Napi::Value& value, PlanMarks marks) {
   const Napi::Object fin = ObjectAt(plan.Get("final"), "plan.final");
   spec.finalSrc = regs.Read(fin.Get("src"), "plan.final.src");
   spec.finalScale = FiniteAt(fin.Get("scale"), "plan.final.scale");
+  const Napi::Value finalInpaint = fin.Get("inpaint");
+  if (!finalInpaint.IsUndefined()) {
+    spec.finalInpaint = true;
+    ParseCorrection(ObjectAt(finalInpaint, "plan.final.inpaint"), "plan.final.inpaint", &spec.finalA, &spec.finalS);
+    spec.usesInpaint = true;
+  }
   const Napi::Value nfe = plan.Get("nfe");
   spec.nfe = IntegerAt(nfe, "plan.nfe", 0, 1 << 30, "a non-negative integer");
   if (spec.nfe != evals) {

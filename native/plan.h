@@ -14,7 +14,7 @@ namespace scire {
 
 /** One op of a plan; `kind` says which fields are meaningful. */
 struct PlanStep {
-  enum class Kind { Eval, Lincomb, Threshold };
+  enum class Kind { Eval, Lincomb, Threshold, Inpaint };
   Kind kind = Kind::Eval;
   // eval: x_in = inScale * R[src]; raw = model(x_in, t); R[dst] = outX * x_in + outM * raw
   double t = 0, tCont = 0, inScale = 1, outX = 0, outM = 1;
@@ -27,6 +27,11 @@ struct PlanStep {
   int reg[kernels::kMaxTerms] = {};
   // threshold (reg[0] is the register)
   double ratio = 0, maxVal = 0;
+  // inpainting (lib/inpaint.ts): a lincomb with `inpaint` (inpaint = true) blends its result
+  // with the known region, R[dst] = (1 - m) sum + m (inpaintA x0 + inpaintS z); an Inpaint op
+  // does the same to reg[0] in place (one term: 1 * R[reg[0]]).
+  bool inpaint = false;
+  double inpaintA = 0, inpaintS = 0;
 };
 
 /** An intermediate read during a run (lib/intermediates.ts): sum_k coef[k] * R[reg[k]] after
@@ -45,6 +50,11 @@ struct PlanSpec {
   std::vector<PlanStep> steps;
   int finalSrc = 0;
   double finalScale = 1;
+  // plan.final.inpaint: result = (1 - m) finalScale R[finalSrc] + m (finalA x0 + finalS z)
+  bool finalInpaint = false;
+  double finalA = 0, finalS = 0;
+  // Any inpainting correction: the run needs opts.inpaint { x0, mask, noise }.
+  bool usesInpaint = false;
   int nfe = 0;
   // Optional marks for intermediates: plan.states ('x'), and the eval ops' x0 terms ('x0'; only
   // when every eval op has them, else hasX0 is false).
@@ -57,6 +67,8 @@ struct PlanSpec {
  *  solvers use fewer than 10 registers and fewer than 10 ops per step of at most 10 000 steps. */
 constexpr int kMaxRegisters = 64;
 constexpr uint32_t kMaxOps = 200000;
+/** Largest |a|, |s| of an inpainting correction (lib/plan.ts MAX_INPAINT_COEF: float32's range). */
+constexpr double kMaxInpaintCoef = 3.4e38;
 
 /**
  * Reads and validates a Plan object. Throws Napi::TypeError for a field of the wrong type

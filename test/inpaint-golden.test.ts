@@ -1,0 +1,231 @@
+/**
+ * Inpainting plans (compilePlan({ ..., inpaint: true }), lib/inpaint.ts) against the authors'
+ * sample(..., correcting_xt_fn=<inpainting>): test/fixtures/inpaint.json, made by
+ * test/support/generate_inpaint_golden.py from SciRE-Solver's scire_solver.py and
+ * DPM-Solver's dpm_solver_pytorch.py on the analytic GMM (x0, a soft mask and z = x_T in the file).
+ *
+ * The authors' result is the state after the last correction; our plan adds the final
+ * composite with x0 (final.inpaint), so the comparison with their result runs the plan without
+ * it, and the composite is checked on its own: result = (1 - m) theirs + m x0.
+ * Tolerances: reference executor (float64) relative error (max |d| / max |want|) < 1e-9;
+ * native float32: relative error < 1e-4, or for ill-conditioned cases the reference README's
+ * float32 rule |dx| <= 1e-4 + 10 * (the authors' own float32 run's deviation).
+ */
+import { readFileSync } from 'fs';
+import * as path from 'path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { compilePlan } from '../lib/compile';
+import { executePlan } from '../lib/execute';
+import { planUsesInpaint } from '../lib/inpaint';
+import { loadModel } from '../lib/model';
+import type { NativeModel } from '../lib/native-types';
+import type { Plan } from '../lib/plan';
+import { checkPlan } from '../lib/plan-check';
+import { executePlanReference } from '../lib/reference';
+import { goldenCaseOptions, type GoldenCaseCall } from '../lib/testing/golden-cases';
+import { FIXTURES, flatten, goldenSchedule, loadGolden, loadGoldenModel } from './support/golden';
+import { relativeError } from './support/native-gmm';
+
+interface InpaintCase extends GoldenCaseCall {
+  id: string;
+  nfe: number;
+  correction_t: number[];
+  x0: unknown[];
+  float32_run_max_abs_dev: number;
+}
+interface InpaintFile {
+  format: string;
+  scire_solver_py_sha256: string;
+  dpm_solver_pytorch_py_sha256: string;
+  known_x0: unknown[];
+  mask: unknown[];
+  cases: InpaintCase[];
+}
+
+const FILE = JSON.parse(readFileSync(path.join(FIXTURES, 'inpaint.json'), 'utf8')) as InpaintFile;
+const REF_TOL = 1e-9;
+const F32_TOL = 1e-4;
+const KNOWN = flatten(FILE.known_x0);
+const MASK = flatten(FILE.mask);
+const worst = { ref: 0, composite: 0, native: 0, conditioned: 0 };
+const models = new Map<string, NativeModel>();
+
+function setup(c: InpaintCase) {
+  const g = loadGolden(`scire_${c.schedule}`);
+  const schedule = goldenSchedule(g.schedule);
+  const plan = compilePlan({ ...goldenCaseOptions(c, schedule), inpaint: true });
+  const xT = flatten(g.x_T);
+  return { plan, xT, shape: g.x_T_shape, gmm: loadGoldenModel(g), inpaint: { x0: KNOWN, mask: MASK, noise: xT } };
+}
+
+/** The plan without the final composite: the authors' loop. */
+const withoutComposite = (plan: Plan): Plan => ({ ...plan, final: { src: plan.final.src, scale: plan.final.scale } });
+
+async function nativeModel(schedule: string): Promise<NativeModel> {
+  let m = models.get(schedule);
+  if (!m) {
+    m = await loadModel(path.join(FIXTURES, 'models', `gmm_D16_${schedule}.pt`), { device: 'cpu', dtype: 'float32' });
+    models.set(schedule, m);
+  }
+  return m;
+}
+
+afterAll(() => {
+  console.log(
+    `inpaint golden: worst relative error reference ${worst.ref.toExponential(2)}, composite ${worst.composite.toExponential(2)}, ` +
+      `native float32 ${worst.native.toExponential(2)} (${worst.conditioned} ill-conditioned cases above 1e-4)`,
+  );
+  for (const m of models.values()) m.dispose();
+});
+
+describe("inpainting against the authors' correcting_xt_fn", () => {
+  it('fixture sanity', () => {
+    expect(FILE.format).toBe('scire-inpaint-v1');
+    expect(FILE.cases.length).toBe(28);
+    expect(FILE.scire_solver_py_sha256).toBe('36fcc4cbb75719a59b3f42f69c699d6f51f2476c377dd221c88c45634881e270');
+    expect(FILE.dpm_solver_pytorch_py_sha256).toBe('673c59fd6ec4ce40f339d7335bc00711552cf87ea15acfa3548f5dcca026d9d2');
+    // a soft mask: known, unknown and in-between entries
+    expect(MASK.some((m) => m === 1) && MASK.some((m) => m === 0) && MASK.some((m) => m > 0 && m < 1)).toBe(true);
+  });
+
+  for (const c of FILE.cases) {
+    it(`reference (float64) and native (float32): ${c.id}`, async () => {
+      const { plan, xT, shape, gmm, inpaint } = setup(c);
+      expect(planUsesInpaint(plan)).toBe(true);
+      expect(plan.nfe).toBe(c.nfe);
+      // one correction per authors' call, at their times
+      const corrections = plan.ops.filter((op) => op.op === 'inpaint' || (op.op === 'lincomb' && op.inpaint)).length;
+      expect(corrections).toBe(c.correction_t.length);
+      const theirs = flatten(c.x0);
+
+      const loop = executePlanReference(withoutComposite(plan), { x: xT, shape, model: gmm.asModel(), inpaint });
+      const err = relativeError(loop.x, theirs);
+      worst.ref = Math.max(worst.ref, err);
+      expect(err).toBeLessThan(REF_TOL);
+
+      // The composite: the known region is x0 exactly, the rest the authors' result.
+      const full = executePlanReference(plan, { x: xT, shape, model: gmm.asModel(), inpaint });
+      const want = theirs.map((v, i) => (1 - MASK[i]) * v + MASK[i] * KNOWN[i]);
+      const errC = relativeError(full.x, want);
+      worst.composite = Math.max(worst.composite, errC);
+      expect(errC).toBeLessThan(REF_TOL);
+      MASK.forEach((m, i) => {
+        if (m === 1) expect(full.x[i]).toBe(KNOWN[i]);
+      });
+
+      // native float32, the authors' loop and the full plan
+      const model = await nativeModel(c.schedule);
+      const f32 = { x0: Float32Array.from(KNOWN), mask: Float32Array.from(MASK), noise: Float32Array.from(xT) };
+      const run = await executePlan(model, withoutComposite(plan), { x: Float32Array.from(xT), shape, inpaint: f32 });
+      const errN = relativeError(run.data, theirs);
+      worst.native = Math.max(worst.native, errN);
+      if (errN >= F32_TOL) {
+        const scale = Math.max(...theirs.map(Math.abs));
+        expect(errN * scale, `${c.id}: their float32 deviation ${c.float32_run_max_abs_dev}`).toBeLessThanOrEqual(1e-4 + 10 * c.float32_run_max_abs_dev);
+        worst.conditioned++;
+      }
+      const runFull = await executePlan(model, plan, { x: Float32Array.from(xT), shape, inpaint: f32 });
+      MASK.forEach((m, i) => {
+        if (m === 1) expect(runFull.data[i]).toBe(Math.fround(KNOWN[i]));
+        else expect(Math.abs(runFull.data[i] - ((1 - m) * run.data[i] + m * KNOWN[i]))).toBeLessThan(1e-5);
+      });
+    });
+  }
+});
+
+describe('inpainting plans', () => {
+  const schedule = goldenSchedule('discrete');
+  const variants = [
+    { solver: 'scire', method: 'multistep' },
+    { solver: 'scire', method: 'singlestep_agile', algorithm: 'v2' },
+    { solver: 'scire', method: 'multistep', corrector: 'faithful', denoiseToZero: true },
+    { solver: 'dpmpp', method: 'multistep', thresholding: { ratio: 0.99, maxVal: 1 } },
+    { solver: 'dpmpp', method: 'singlestep_fixed', order: 3 },
+    { solver: 'ddim' },
+    { solver: 'unipc' },
+  ] as const;
+
+  it('a plan without inpaint is unchanged (inpaint: false or absent)', () => {
+    for (const v of variants) {
+      const plain = compilePlan({ schedule, steps: 9, ...v });
+      expect(compilePlan({ schedule, steps: 9, ...v, inpaint: false })).toEqual(plain);
+      expect(planUsesInpaint(plain)).toBe(false);
+      expect(JSON.stringify(plain)).not.toMatch(/inpaint/);
+    }
+  });
+
+  it('every solver: one correction per state, fused into the lincomb that writes it where there is one', () => {
+    for (const v of variants) {
+      const plain = compilePlan({ schedule, steps: 9, ...v });
+      const plan = compilePlan({ schedule, steps: 9, ...v, inpaint: true });
+      checkPlan(plan, 'x');
+      const standalone = plan.ops.filter((op) => op.op === 'inpaint').length;
+      const fused = plan.ops.filter((op) => op.op === 'lincomb' && op.inpaint).length;
+      expect(standalone + fused, JSON.stringify(v)).toBe(plain.states?.length);
+      expect(plan.ops.length).toBe(plain.ops.length + standalone);
+      // only x_T and a denoised state need an op of their own
+      expect(standalone).toBeLessThanOrEqual(2);
+      expect(plan.final.inpaint).toEqual({ a: 1, s: 0 });
+      expect(plan.nfe).toBe(plain.nfe);
+      expect(plan.meta.inpaint).toBe(true);
+    }
+  });
+
+  it('the known region stays on alpha_t x0 + sigma_t z at every state (intermediates x)', () => {
+    const g = loadGolden('scire_discrete');
+    const gmm = loadGoldenModel(g);
+    const xT = flatten(g.x_T);
+    for (const v of variants) {
+      const plan = compilePlan({ schedule, steps: 9, ...v, inpaint: true });
+      const ref = executePlanReference(plan, {
+        x: xT,
+        shape: g.x_T_shape,
+        model: gmm.asModel(),
+        intermediates: 'x',
+        inpaint: { x0: KNOWN, mask: MASK, noise: xT },
+      });
+      for (const snap of ref.intermediates ?? []) {
+        const a = schedule.alpha(snap.tCont);
+        const s = schedule.sigma(snap.tCont);
+        MASK.forEach((m, i) => {
+          if (m === 1) expect(Math.abs(snap.x[i] - (a * KNOWN[i] + s * xT[i]))).toBeLessThan(1e-12 * (1 + Math.abs(snap.x[i])));
+        });
+      }
+    }
+  });
+});
+
+describe('inpainting plan checks', () => {
+  const schedule = goldenSchedule('linear');
+  const g = loadGolden('scire_linear');
+  const xT = flatten(g.x_T);
+  const base = (): Plan => compilePlan({ schedule, steps: 6, inpaint: true });
+  const run = (plan: Plan, inpaint?: unknown) =>
+    executePlanReference(plan, { x: xT, shape: g.x_T_shape, model: loadGoldenModel(g).asModel(), ...(inpaint === undefined ? {} : { inpaint }) } as never);
+  const inputs = { x0: KNOWN, mask: MASK, noise: xT };
+
+  it('refuses bad correction fields with the field named', () => {
+    const p = base();
+    const i = p.ops.findIndex((op) => op.op === 'inpaint');
+    const j = p.ops.findIndex((op) => op.op === 'lincomb' && op.inpaint);
+    expect(() => checkPlan({ ...p, ops: p.ops.map((op, k) => (k === i ? { ...op, a: NaN } : op)) })).toThrow(
+      new RegExp(`plan\\.ops\\[${i}\\]\\.a`),
+    );
+    expect(() => checkPlan({ ...p, ops: p.ops.map((op, k) => (k === j ? { ...op, inpaint: { a: 1, s: 1e39 } } : op)) } as Plan)).toThrow(
+      new RegExp(`plan\\.ops\\[${j}\\]\\.inpaint\\.s`),
+    );
+    expect(() => checkPlan({ ...p, ops: p.ops.map((op, k) => (k === j ? { ...op, inpaint: 3 } : op)) } as unknown as Plan)).toThrow(TypeError);
+    expect(() => checkPlan({ ...p, ops: p.ops.map((op, k) => (k === i ? { ...op, reg: 40 } : op)) })).toThrow(/plan\.ops\[\d+\]\.reg/);
+    expect(() => checkPlan({ ...p, final: { ...p.final, inpaint: { a: 1 } } } as unknown as Plan)).toThrow(/plan\.final\.inpaint\.s/);
+  });
+
+  it('needs the inputs exactly when the plan inpaints', () => {
+    expect(() => run(base())).toThrow(/inpaint: true for inpaint but received undefined/);
+    expect(() => run(compilePlan({ schedule, steps: 6 }), inputs)).toThrow(/no inpaint inputs/);
+    expect(() => run(base(), { ...inputs, mask: MASK.map((m) => m * 2) })).toThrow(/\[0, 1\] for inpaint\.mask\[\d+\]/);
+    expect(() => run(base(), { ...inputs, mask: MASK.map((m, k) => (k === 3 ? NaN : m)) })).toThrow(/inpaint\.mask\[3\]/);
+    expect(() => run(base(), { ...inputs, x0: KNOWN.slice(1) })).toThrow(/inpaint\.x0\.length/);
+    expect(() => run(base(), { ...inputs, noise: undefined })).toThrow(/inpaint\.noise/);
+    expect(() => compilePlan({ schedule, steps: 6, inpaint: 'yes' as never })).toThrow(/inpaint/);
+  });
+});
