@@ -30,6 +30,7 @@ export const USAGE = `Usage: scire <command> [flags]
 
 Commands:
   sample   Sample a diffusion model and write the samples to a PNG grid or a .npy file
+  inpaint  Fill in the masked-out part of an image (PNG in, PNG grid or .npy out)
   info     Print the build: package version, LibTorch version, CUDA on/off, visible GPUs
   worker   Sample the jobs of a BullMQ (Redis) queue: one process per device (needs bullmq)
   submit   Put a sampling request on the queue, wait for it, write the result
@@ -75,6 +76,31 @@ Flags:
   -q, --quiet           No progress output
   -h, --help            Show this help`;
 
+export const INPAINT_USAGE = `Usage: scire inpaint --image <in.png> --mask <mask.png> [flags]
+
+Fills in the unknown part of an image with the model (lib/inpaint.ts): after every solver
+step the known pixels are put back on the noised image alpha_t x0 + sigma_t noise (the same
+noise as the start), and the result keeps them exactly. The image must have the model's
+height and width (the bundled model: 28 x 28); colour is converted to the model's channels.
+Mask: a PNG of the same size, WHITE = KEEP (known pixel), BLACK = GENERATE; gray levels blend
+(mask value = gray / 255). Writes a PNG row: the input with the generated part blanked out,
+then the samples; or a .npy of the samples (float32, [n, c, h, w], the model's data range).
+Deterministic: the same --seed gives the same result.
+
+Flags:
+  --image <in.png>      The image (required)
+  --mask <mask.png>     The mask, same size (required): white = keep, black = generate
+  --out <file>          Output: .png (row of tiles) or .npy (default inpainted.png)
+  -n, --samples <int>   Number of fillings of the image, >= 1 (default 8)
+  --seed <int>          Seed of the noise, same as torch.manual_seed (default 0)
+  --steps <int>         Solver steps, 1 to ${MAX_STEPS} (default 12; preset auto chooses the solver)
+  --model <file.pt>     TorchScript model (default: the bundled models/fmnist_unet.pt)
+  --card <file.json>    Model card (default: the model path with .json)
+  --device <name>       cpu | cuda | cuda:N (default cpu)
+  --dtype <name>        float32 | float16 | bfloat16 (default float32)
+  -q, --quiet           No progress output
+  -h, --help            Show this help`;
+
 export const INFO_USAGE = `Usage: scire info [flags]
 
 Prints the package version, the LibTorch version the addon was built with, whether CUDA
@@ -112,6 +138,22 @@ export interface SampleArgs {
   quiet: boolean;
 }
 
+export interface InpaintArgs {
+  command: 'inpaint';
+  help: boolean;
+  image?: string;
+  mask?: string;
+  out: string;
+  samples: number;
+  seed: number | bigint;
+  steps: number;
+  model?: string;
+  card?: string;
+  device: Device;
+  dtype: DType;
+  quiet: boolean;
+}
+
 export interface InfoArgs {
   command: 'info';
   help: boolean;
@@ -122,7 +164,7 @@ export interface HelpArgs {
   command: 'help';
 }
 
-export type CliArgs = SampleArgs | InfoArgs | HelpArgs;
+export type CliArgs = SampleArgs | InpaintArgs | InfoArgs | HelpArgs;
 
 const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 
@@ -168,8 +210,8 @@ export function device(value: string | undefined): DeviceName {
   return value as DeviceName;
 }
 
-function out(value: string | undefined): string {
-  if (value === undefined) return 'samples.png';
+function out(value: string | undefined, fallback = 'samples.png'): string {
+  if (value === undefined) return fallback;
   if (!/\.(png|npy)$/i.test(value)) throw new UsageError(`--out must name a .png or .npy file, got '${value}'`);
   return value;
 }
@@ -274,6 +316,50 @@ function parseSample(args: string[]): SampleArgs {
   };
 }
 
+const INPAINT_OPTIONS = {
+  image: { type: 'string' },
+  mask: { type: 'string' },
+  out: { type: 'string' },
+  samples: { type: 'string', short: 'n' },
+  seed: { type: 'string' },
+  steps: { type: 'string' },
+  model: { type: 'string' },
+  card: { type: 'string' },
+  device: { type: 'string' },
+  dtype: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function parseInpaint(args: string[]): InpaintArgs {
+  const { values, positionals } = guarded(() =>
+    parseArgs({ args: joinNegativeValues(args, INPAINT_OPTIONS), strict: true, allowPositionals: true, options: INPAINT_OPTIONS }),
+  );
+  if (positionals.length > 0) throw new UsageError(`scire inpaint takes no positional arguments, got '${positionals[0]}'`);
+  const help = values.help === true;
+  if (!help && values.image === undefined) throw new UsageError('--image <in.png> is required');
+  if (!help && values.mask === undefined) throw new UsageError('--mask <mask.png> is required (white = keep, black = generate)');
+  for (const flag of ['image', 'mask'] as const) {
+    const v = values[flag];
+    if (v !== undefined && !/\.png$/i.test(v)) throw new UsageError(`--${flag} must name a .png file, got '${v}'`);
+  }
+  return {
+    command: 'inpaint',
+    help,
+    image: values.image,
+    mask: values.mask,
+    out: out(values.out, 'inpainted.png'),
+    samples: integer('samples', values.samples, 1) ?? 8,
+    seed: seedValue(values.seed),
+    steps: integer('steps', values.steps, 1, MAX_STEPS) ?? 12,
+    model: values.model,
+    card: values.card,
+    device: device(values.device),
+    dtype: choice('dtype', DTYPES, values.dtype) ?? 'float32',
+    quiet: values.quiet === true,
+  };
+}
+
 function parseInfo(args: string[]): InfoArgs {
   const { values, positionals } = guarded(() =>
     parseArgs({
@@ -290,9 +376,10 @@ function parseInfo(args: string[]): InfoArgs {
 /** Parses argv (without node and the script). Throws UsageError. */
 export function parseCommandLine(argv: string[]): CliArgs {
   const [command, ...rest] = argv;
-  if (command === undefined) throw new UsageError('no command given (expected sample or info)');
+  if (command === undefined) throw new UsageError('no command given (expected sample, inpaint or info)');
   if (command === '-h' || command === '--help' || command === 'help') return { command: 'help' };
   if (command === 'sample') return parseSample(rest);
+  if (command === 'inpaint') return parseInpaint(rest);
   if (command === 'info') return parseInfo(rest);
-  throw new UsageError(`unknown command '${command}' (expected sample, info, worker or submit)`);
+  throw new UsageError(`unknown command '${command}' (expected sample, inpaint, info, worker or submit)`);
 }

@@ -3,6 +3,7 @@
  * `scire`: sample a diffusion model from the command line.
  *
  *   scire sample [--model m.pt] [--steps 12] [-n 64] [--seed 0] [--out samples.png] ...
+ *   scire inpaint --image in.png --mask mask.png [--out inpainted.png] [-n 8] [--seed 0] [--steps 12]
  *   scire info
  *
  * Exit status: 0 on success, 1 when sampling fails, 2 for a bad command line (with usage).
@@ -11,7 +12,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compilePlan } from './compile';
-import { INFO_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, reportCliError, type InfoArgs, type SampleArgs } from './cli-args';
+import { INFO_USAGE, INPAINT_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, reportCliError, type InfoArgs, type SampleArgs } from './cli-args';
+import { runInpaint } from './cli-inpaint';
 import { encodeNpy, encodePng, toImageGrid, toUnitRange } from './image-io';
 import { DEFAULT_MAX_ELEMENTS } from './limits';
 import { loadModel } from './model';
@@ -233,7 +235,7 @@ function runInfo(args: InfoArgs): void {
 export async function main(argv: string[]): Promise<number> {
   // The queue commands live in their own module (bullmq is loaded only by them).
   if (argv[0] === 'worker' || argv[0] === 'submit') return (await import('./cli-worker')).main(argv);
-  const usage = argv[0] === 'sample' ? SAMPLE_USAGE : argv[0] === 'info' ? INFO_USAGE : USAGE;
+  const usage = argv[0] === 'sample' ? SAMPLE_USAGE : argv[0] === 'inpaint' ? INPAINT_USAGE : argv[0] === 'info' ? INFO_USAGE : USAGE;
   try {
     const args = parseCommandLine(argv);
     if (args.command === 'help') {
@@ -245,6 +247,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (args.command === 'sample') await runSample(args);
+    else if (args.command === 'inpaint') await runInpaint(args, DEFAULT_MODEL);
     else runInfo(args);
     return 0;
   } catch (err) {

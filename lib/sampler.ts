@@ -17,6 +17,11 @@
  * img2img (x0 given): the data x0 is noised to the start time exactly as the official code's
  * add_noise does,  x_tStart = alpha_tStart x0 + sigma_tStart noise,  and solved from there.
  *
+ * Inpainting (x0 and mask given; lib/inpaint.ts): the solve starts the same way, at tStart
+ * (default T, where x_T is practically pure noise), and after every step the known region
+ * (mask 1) is put back on alpha_t x0 + sigma_t noise with the same noise; the result is
+ * composited with x0, so its known region is x0. Deterministic: same seed, same result.
+ *
  * Serving: every solve goes through the model's request queue, shared by all Samplers on the
  * model (lib/serving: priority, abort while queued, maxQueue, and dynamic batching when the
  * `batching` option is on). See docs/usage.md, "Serving many requests".
@@ -27,7 +32,7 @@ import { abortError, resolveExecuteOptions, type ExecuteOptions } from './execut
 import { withCallerStack } from './model';
 import type { CompileOptions } from './options';
 import { expectIntermediatesMode } from './intermediates';
-import type { AbortSignalLike, NativeExecuteOptions, NativeModel, NativeStepEvent } from './native-types';
+import type { AbortSignalLike, NativeExecuteOptions, NativeInpaintInputs, NativeModel, NativeStepEvent } from './native-types';
 import type { Plan } from './plan';
 import { checkRequestSize } from './limits';
 import { randn, randnAsync, RANDN_ASYNC_THRESHOLD } from './randn';
@@ -101,8 +106,18 @@ export interface SampleOptions {
   seed?: number | bigint;
   /** The starting state x_T itself (float32, row-major, prod(shape) values); excludes seed and x0. */
   x?: Float32Array;
-  /** img2img: data to start from (prod(shape) values), noised with the seed to tStart. */
+  /**
+   * img2img: data to start from (prod(shape) values), noised with the seed to tStart.
+   * With mask: the known data of inpainting (prod(shape) values, or prod(shape[1:]) for the
+   * same image in every sample).
+   */
   x0?: Float32Array;
+  /**
+   * Inpainting: 1 where x0 is known (kept), 0 where the sample is generated; values in
+   * between blend. prod(shape) values, or prod(shape[1:]) for one mask for every sample.
+   * Needs x0; tStart may then be T (the default) too. See docs/usage.md "Inpainting".
+   */
+  mask?: Float32Array;
   /** Start time of the solve (default: the constructor's tStart, else schedule.T); img2img needs tStart < T. */
   tStart?: number;
   /** Conditioning input for a model with forward(x, t, cond). */
@@ -174,7 +189,7 @@ export interface SampleResult {
   tStart: number;
 }
 
-const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'intermediates', 'signal', 'cudaGraph', 'nonFinite', 'priority'];
+const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'mask', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'intermediates', 'signal', 'cudaGraph', 'nonFinite', 'priority'];
 const MAX_CACHED_PLANS = 16;
 const DEFAULT_STEPS = 12;
 
@@ -196,6 +211,32 @@ function expectFloat32Data(field: string, value: unknown, length: number, length
     throw outOfRange(`${field}.length`, `${length} (the number of elements of ${lengthOf})`, value.length);
   }
   return value;
+}
+
+/**
+ * x0 and mask of an inpainting request, each prod(shape) values or prod(shape[1:]) (one image
+ * or mask for every sample, repeated here): mask values in [0, 1], x0 finite.
+ */
+function inpaintInputs(x0Value: unknown, maskValue: unknown, shape: number[]): { x0: Float32Array; mask: Float32Array; noise?: Float32Array } {
+  const count = numel(shape);
+  const per = numel(shape.slice(1));
+  const perSample = (field: string, value: unknown): Float32Array => {
+    if (!(value instanceof Float32Array)) throw invalidType(field, 'a Float32Array', value);
+    if (value.length === count) return value;
+    if (value.length !== per) {
+      throw outOfRange(`${field}.length`, `${count} (prod(shape)) or ${per} (prod(shape[1:]): one for every sample)`, value.length);
+    }
+    const out = new Float32Array(count);
+    for (let b = 0; b < shape[0]; b++) out.set(value, b * per);
+    return out;
+  };
+  const mask = perSample('mask', maskValue);
+  const x0 = perSample('x0', x0Value);
+  const m = maskValue as Float32Array;
+  for (let i = 0; i < m.length; i++) if (!(m[i] >= 0 && m[i] <= 1)) throw outOfRange(`mask[${i}]`, 'a number in [0, 1] (1 = known)', m[i]);
+  const k = x0Value as Float32Array;
+  for (let i = 0; i < k.length; i++) if (!Number.isFinite(k[i])) throw outOfRange(`x0[${i}]`, 'a finite number', k[i]);
+  return { x0, mask };
 }
 
 function expectSeed(value: unknown): number | bigint {
@@ -220,7 +261,8 @@ export class Sampler {
   readonly batching: Readonly<ResolvedBatching> | undefined;
   /** This Sampler's queue limit (Infinity: none). */
   readonly maxQueue: number;
-  private readonly plans = new Map<number, Plan>();
+  /** Compiled plans by start time and inpainting (key: `${tStart}` or `${tStart}|inpaint`). */
+  private readonly plans = new Map<string, Plan>();
   private readonly defaultTStart: number;
 
   constructor(options: SamplerOptions) {
@@ -231,6 +273,9 @@ export class Sampler {
     }
     if (model.info !== undefined && (typeof model.info !== 'object' || model.info === null)) {
       throw invalidType('model.info', 'an object { device, dtype, numInputs } or undefined', model.info);
+    }
+    if (o.inpaint !== undefined) {
+      throw invalidType('inpaint', 'no inpaint option on the Sampler (inpaint per request: sample({ x0, mask }))', o.inpaint);
     }
     const { model: _model, batching, maxQueue, ...solverOptions } = options;
     this.batching = resolveBatching(batching);
@@ -245,24 +290,25 @@ export class Sampler {
     const { schedule: _schedule, ...rest } = compileOptions;
     this.options = Object.freeze(rest);
     this.defaultTStart = compileOptions.tStart ?? this.schedule.T;
-    this.plans.set(this.defaultTStart, plan);
+    this.plans.set(String(this.defaultTStart), plan);
   }
 
-  /** The plan for a start time (compiled on first use, then cached). */
-  planFor(tStart: number = this.defaultTStart): Plan {
-    const cached = this.plans.get(tStart);
+  /** The plan for a start time, with inpainting or not (compiled on first use, then cached). */
+  planFor(tStart: number = this.defaultTStart, inpaint = false): Plan {
+    const key = inpaint ? `${tStart}|inpaint` : String(tStart);
+    const cached = this.plans.get(key);
     if (cached) {
       // Refresh its place in the insertion order (least recently used leaves first).
-      this.plans.delete(tStart);
-      this.plans.set(tStart, cached);
+      this.plans.delete(key);
+      this.plans.set(key, cached);
       return cached;
     }
-    const plan: Plan = compilePlan({ schedule: this.schedule, ...this.options, tStart });
+    const plan: Plan = compilePlan({ schedule: this.schedule, ...this.options, tStart, ...(inpaint ? { inpaint: true } : {}) });
     if (this.plans.size >= MAX_CACHED_PLANS) {
-      const oldest = this.plans.keys().next().value as number;
+      const oldest = this.plans.keys().next().value as string;
       this.plans.delete(oldest);
     }
-    this.plans.set(tStart, plan);
+    this.plans.set(key, plan);
     return plan;
   }
 
@@ -285,6 +331,10 @@ export class Sampler {
     // An error rather than a silent no-op: nobody would receive the copies.
     if (intermediates && !onStep) throw invalidType('onStep', 'a function when intermediates is given', o.onStep);
 
+    const isInpaint = o.mask !== undefined;
+    if (isInpaint && o.x0 === undefined) {
+      throw invalidType('x0', 'a Float32Array (the known image) when mask is given', o.x0);
+    }
     const tStart = this.resolveTStart(o);
     const isImg2Img = o.x0 !== undefined;
     if (o.x !== undefined && (o.seed !== undefined || isImg2Img)) {
@@ -294,10 +344,11 @@ export class Sampler {
         o.x,
       );
     }
+    const known = isInpaint ? inpaintInputs(o.x0, o.mask, shape) : undefined;
 
-    const cached = this.plans.has(tStart);
+    const cached = this.plans.has(isInpaint ? `${tStart}|inpaint` : String(tStart));
     const tCompile = performance.now();
-    const plan = this.planFor(tStart);
+    const plan = this.planFor(tStart, isInpaint);
     const compileMs = cached ? 0 : performance.now() - tCompile;
     const nonFinite = o.nonFinite === undefined ? 'error' : expectOneOf('nonFinite', NON_FINITE_MODES, o.nonFinite);
     // Before any work: the request must fit the model's maxElements and the device's free memory.
@@ -312,13 +363,20 @@ export class Sampler {
       seed = o.seed === undefined ? randomSeed() : expectSeed(o.seed);
       // Large draws yield to the event loop between chunks (same values as randn).
       const noise = count >= RANDN_ASYNC_THRESHOLD ? await randnAsync(shape, seed, { signal }) : randn(shape, seed);
-      x = isImg2Img ? this.addNoise(expectFloat32Data('x0', o.x0, count, 'shape'), noise, tStart) : this.priorSample(noise, tStart);
+      if (known) {
+        // The start and every correction use the same noise (lib/inpaint.ts).
+        x = this.addNoise(known.x0, noise, tStart);
+        known.noise = noise;
+      } else {
+        x = isImg2Img ? this.addNoise(expectFloat32Data('x0', o.x0, count, 'shape'), noise, tStart) : this.priorSample(noise, tStart);
+      }
     }
     const noiseMs = performance.now() - tNoise;
 
     const execOptions: ExecuteOptions = { x, shape, ...this.conditioning(o, shape) };
     if (o.cudaGraph !== undefined) execOptions.cudaGraph = o.cudaGraph as ExecuteOptions['cudaGraph'];
     if (intermediates) execOptions.intermediates = intermediates;
+    if (known) execOptions.inpaint = known as NativeInpaintInputs;
     let stepEvents: ((ev: NativeStepEvent) => void) | undefined;
     if (onStep) {
       const evalTimes = plan.ops.flatMap((op) => (op.op === 'eval' ? [op.tCont] : []));
@@ -405,15 +463,16 @@ export class Sampler {
   private resolveTStart(o: Record<string, unknown>): number {
     const T = this.schedule.T;
     const tEnd = this.options.tEnd ?? this.schedule.eps;
+    const img2img = o.x0 !== undefined && o.mask === undefined; // with a mask, tStart = T is fine
     if (o.tStart === undefined) {
-      if (o.x0 !== undefined && !(this.defaultTStart < T)) {
+      if (img2img && !(this.defaultTStart < T)) {
         throw invalidType('tStart', `a start time < T (${T}) for img2img (x0 given)`, o.tStart);
       }
       return this.defaultTStart;
     }
     const tStart = expectFiniteNumber('tStart', o.tStart, { above: tEnd, max: this.schedule.domain.max });
-    if (o.x0 !== undefined && !(tStart < T)) {
-      throw outOfRange('tStart', `a number < T (${T}) for img2img (x0 given)`, tStart);
+    if (img2img && !(tStart < T)) {
+      throw outOfRange('tStart', `a number < T (${T}) for img2img (x0 given without mask)`, tStart);
     }
     return tStart;
   }

@@ -1,8 +1,9 @@
 /**
  * Inpainting plans (compilePlan({ ..., inpaint: true }), lib/inpaint.ts) against the authors'
  * sample(..., correcting_xt_fn=<inpainting>): test/fixtures/inpaint.json, made by
- * test/support/generate_inpaint_golden.py from SciRE-Solver's scire_solver.py and
- * DPM-Solver's dpm_solver_pytorch.py on the analytic GMM (x0, a soft mask and z = x_T in the file).
+ * test/support/generate_inpaint_golden.py from SciRE-Solver's scire_solver.py, DPM-Solver's
+ * dpm_solver_pytorch.py and UniPC's uni_pc.py on the analytic GMM (x0, a soft mask and z = x_T
+ * in the file).
  *
  * The authors' result is the state after the last correction; our plan adds the final
  * composite with x0 (final.inpaint), so the comparison with their result runs the plan without
@@ -22,6 +23,8 @@ import type { NativeModel } from '../lib/native-types';
 import type { Plan } from '../lib/plan';
 import { checkPlan } from '../lib/plan-check';
 import { executePlanReference } from '../lib/reference';
+import type { CompileOptions } from '../lib/options';
+import type { NoiseSchedule } from '../lib/schedule';
 import { goldenCaseOptions, type GoldenCaseCall } from '../lib/testing/golden-cases';
 import { FIXTURES, flatten, goldenSchedule, loadGolden, loadGoldenModel } from './support/golden';
 import { relativeError } from './support/native-gmm';
@@ -37,6 +40,7 @@ interface InpaintFile {
   format: string;
   scire_solver_py_sha256: string;
   dpm_solver_pytorch_py_sha256: string;
+  uni_pc_py_sha256: string;
   known_x0: unknown[];
   mask: unknown[];
   cases: InpaintCase[];
@@ -50,10 +54,27 @@ const MASK = flatten(FILE.mask);
 const worst = { ref: 0, composite: 0, native: 0, conditioned: 0 };
 const models = new Map<string, NativeModel>();
 
+/** compilePlan options of a case: SciRE / DPM-Solver as the golden files, UniPC as unipc-golden. */
+function caseOptions(c: InpaintCase, schedule: NoiseSchedule): CompileOptions {
+  if (c.id.startsWith('unipc|')) {
+    return {
+      schedule,
+      solver: 'unipc',
+      variant: c.algorithm_type as 'bh1' | 'bh2',
+      order: c.order as 1 | 2 | 3,
+      steps: c.steps,
+      skip: c.skip_type === 'logSNR' ? 'logsnr' : 'time_uniform',
+      lowerOrderFinal: c.lower_order_final,
+      denoiseToZero: c.denoise_to_zero,
+    };
+  }
+  return goldenCaseOptions(c, schedule);
+}
+
 function setup(c: InpaintCase) {
   const g = loadGolden(`scire_${c.schedule}`);
   const schedule = goldenSchedule(g.schedule);
-  const plan = compilePlan({ ...goldenCaseOptions(c, schedule), inpaint: true });
+  const plan = compilePlan({ ...caseOptions(c, schedule), inpaint: true });
   const xT = flatten(g.x_T);
   return { plan, xT, shape: g.x_T_shape, gmm: loadGoldenModel(g), inpaint: { x0: KNOWN, mask: MASK, noise: xT } };
 }
@@ -81,9 +102,10 @@ afterAll(() => {
 describe("inpainting against the authors' correcting_xt_fn", () => {
   it('fixture sanity', () => {
     expect(FILE.format).toBe('scire-inpaint-v1');
-    expect(FILE.cases.length).toBe(28);
+    expect(FILE.cases.length).toBe(32);
     expect(FILE.scire_solver_py_sha256).toBe('36fcc4cbb75719a59b3f42f69c699d6f51f2476c377dd221c88c45634881e270');
     expect(FILE.dpm_solver_pytorch_py_sha256).toBe('673c59fd6ec4ce40f339d7335bc00711552cf87ea15acfa3548f5dcca026d9d2');
+    expect(FILE.uni_pc_py_sha256).toBe('3f41b67a80ec8548c1d64aa6a33bb57429bf946e95c05d0595277cb2e0d83ade');
     // a soft mask: known, unknown and in-between entries
     expect(MASK.some((m) => m === 1) && MASK.some((m) => m === 0) && MASK.some((m) => m > 0 && m < 1)).toBe(true);
   });

@@ -246,7 +246,7 @@ interface CliCase {
 }
 
 const CLI_CASES: CliCase[] = [
-  { argv: [], message: /^scire: no command given \(expected sample or info\)$/ },
+  { argv: [], message: /^scire: no command given \(expected sample, inpaint or info\)$/ },
   { argv: ['sample', '--seed', '-1'], message: /^scire: --seed must be a non-negative integer below 2\^64, got '-1'$/ },
   { argv: ['sample', '--steps', '1000000000'], message: /^scire: --steps must be an integer from 1 to 10000, got '1000000000'$/ },
   { argv: ['sample', '-n', '-3'], message: /^scire: --samples must be an integer >= 1, got '-3'$/ },
@@ -348,7 +348,7 @@ describe('issue 12 failures, each fixed', () => {
   it('item 6: `scire` without a command and `scire sample --seed -1` exit 2 with a one-line reason', () => {
     const none = spawnSync(process.execPath, [DIST_CLI], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(none.status).toBe(2); // was 0
-    expect(none.stderr.split('\n')[0]).toBe('scire: no command given (expected sample or info)');
+    expect(none.stderr.split('\n')[0]).toBe('scire: no command given (expected sample, inpaint or info)');
     const seed = spawnSync(process.execPath, [DIST_CLI, 'sample', '--seed', '-1'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(seed.status).toBe(2);
     // was: "Option '--seed' argument is ambiguous. / Did you forget ... '--seed=-XYZ'." on three lines

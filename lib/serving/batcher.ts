@@ -70,7 +70,9 @@ export function batchKey(plan: Plan, options: NativeExecuteOptions, dtype: strin
   const cond = options.cond === undefined ? '-' : `cond:${(options.condShape ?? []).slice(1).join('x')}`;
   const guidance = options.uncond === undefined ? '-' : `cfg:${String(options.guidanceScale)}`;
   const inter = `inter:${options.intermediates ?? '-'}`;
-  return [planFingerprint(plan), perSample, dtype, cond, guidance, `graph:${String(options.cudaGraph ?? 'auto')}`, inter].join('|');
+  // Inpainting requests batch too (their x0, mask and noise are per sample); the plan differs anyway.
+  const inpaint = `inpaint:${options.inpaint ? 1 : 0}`;
+  return [planFingerprint(plan), perSample, dtype, cond, guidance, `graph:${String(options.cudaGraph ?? 'auto')}`, inter, inpaint].join('|');
 }
 
 function concatFloat32(parts: readonly Float32Array[]): Float32Array {
@@ -98,6 +100,10 @@ export function concatOptions(members: readonly NativeExecuteOptions[]): NativeE
   }
   if (first.cudaGraph !== undefined) out.cudaGraph = first.cudaGraph;
   if (first.intermediates !== undefined) out.intermediates = first.intermediates;
+  if (first.inpaint !== undefined) {
+    const part = (k: 'x0' | 'mask' | 'noise') => concatFloat32(members.map((m) => (m.inpaint as NonNullable<NativeExecuteOptions['inpaint']>)[k]));
+    out.inpaint = { x0: part('x0'), mask: part('mask'), noise: part('noise') };
+  }
   return out;
 }
 

@@ -1,16 +1,16 @@
 """Generates test/fixtures/inpaint.json: the authors' sample(..., correcting_xt_fn=<inpainting>)
 on the analytic Gaussian-mixture model of the golden reference, for SciRE-Solver (multistep and
-singlestep, v1 and v2) and DPM-Solver++ (multistep and singlestep), discrete and linear
-schedules, with and without denoise_to_zero.
+singlestep, v1 and v2), DPM-Solver++ (multistep and singlestep) and UniPC (bh1, bh2), discrete
+and linear schedules, with and without denoise_to_zero.
 
 The authors' files are NOT part of this repository; they are input data for this generator.
-Pass scire_solver.py (github.com/ShiguiLi/SciRE-Solver) and the folder holding
-dpm_solver_pytorch.py (github.com/LuChengTHU/dpm-solver); set the commits when the files do not
-sit in git checkouts:
+Pass scire_solver.py (github.com/ShiguiLi/SciRE-Solver), the folder holding
+dpm_solver_pytorch.py (github.com/LuChengTHU/dpm-solver) and uni_pc.py (github.com/wl-zhao/UniPC,
+repository root); set the commits when the files do not sit in git checkouts:
 
     SCIRE_REV=5ebe12671b94a832ff1f52272d212dc434ab3667 DPM_SOLVER_REV=52bc3fbcd5de56d60917b826b15d2b69460fc2fa \\
-      /usr/bin/python3 test/support/generate_inpaint_golden.py /path/to/scire_solver.py /path/to/dpm-solver \\
-      > test/fixtures/inpaint.json
+      UNIPC_REV=cf9de85bf2ed68137e6fba5f165f451677b174c4 /usr/bin/python3 test/support/generate_inpaint_golden.py \\
+      /path/to/scire_solver.py /path/to/dpm-solver /path/to/uni_pc.py > test/fixtures/inpaint.json
 
 Setup as ../shared/reference/README.md section 3 (float64, float64 schedule tables, the
 gmm_D16_<schedule>.pt modules, the x_T of golden/scire_<schedule>.json, default t_start/t_end,
@@ -22,14 +22,20 @@ starting noise), x0 and the mask m below (a soft mask: 1, 0 and values in betwee
 per batch element). SciRE's sample hands correcting_xt_fn its internal state y (x/alpha_t for
 scire_v1, x/sigma_t for scire_v2) after every solver step, but x_t itself after denoise_to_zero;
 the generator's function converts y to x_t and back (y <- correct(scale * y) / scale), so that
-every call applies the same correction to x_t. DPM-Solver hands it x_t throughout.
+every call applies the same correction to x_t. DPM-Solver and UniPC hand it x_t throughout
+(UniPC: after the corrector; the model output of that step was evaluated at the predictor's
+x_t). UniPC runs on the batch reshaped to [8, 1, 4, 4] (its update contracts with einsum over
+'bkchw'; the module flattens it), as test/support/generate_unipc_golden.py; its progress
+prints go to stderr.
 
 Every case stores the authors' result 'x0' (their sample's return value: the state after the
 last correction, at t_end; the known region is alpha_tEnd x0 + sigma_tEnd z there) and
 'float32_run_max_abs_dev' (max |result of the same call in float32 - float64 result|), the
 float32 sensitivity the native check uses.
 """
+import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -38,13 +44,17 @@ import sys
 import torch
 
 REF = os.environ.get('SCIRE_REFERENCE', '/work/shared/reference')
-scire_arg, dpm_dir = sys.argv[1], sys.argv[2]
+scire_arg, dpm_dir, unipc_file = sys.argv[1], sys.argv[2], sys.argv[3]
 scire_file = scire_arg if scire_arg.endswith('.py') else os.path.join(scire_arg, 'scire_solver.py')
 dpm_file = os.path.join(dpm_dir, 'dpm_solver_pytorch.py')
 sys.path.insert(0, os.path.dirname(os.path.abspath(scire_file)))
 sys.path.insert(0, os.path.abspath(dpm_dir))
 import scire_solver as sc  # noqa: E402
 import dpm_solver_pytorch as dpm  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location('uni_pc_authors', unipc_file)
+up = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(up)
 
 torch.set_default_dtype(torch.float64)
 N = 1000
@@ -80,11 +90,13 @@ def solve(kind, name, x_T, alg, method, order, skip, steps, dtz, dtype):
     """One authors' call; returns (result float64, number of model calls, number of corrections)."""
     torch.set_default_dtype(dtype)
     try:
-        lib = sc if kind == 'scire' else dpm
+        lib = {'scire': sc, 'dpm': dpm, 'unipc': up}[kind]
         ns = schedule(lib, name, dtype)
         module = torch.jit.load(os.path.join(REF, 'models', f'gmm_D16_{name}.pt'))
         x0, m = (v.to(dtype) for v in known_data())
         z = x_T.clone().to(dtype)
+        if kind == 'unipc':  # a 4-d batch for the authors' einsum
+            x0, m, z, x_T = (v.reshape(B, 1, 4, 4) for v in (x0, m, z, x_T))
         calls = []
         corrections = []
 
@@ -128,11 +140,15 @@ def solve(kind, name, x_T, alg, method, order, skip, steps, dtz, dtype):
                 calls.append(float(t_cont[0]))
                 return module(x, to_input(name, t_cont))
 
-            solver = dpm.DPM_Solver(model_fn, ns, algorithm_type=alg, correcting_xt_fn=correcting_xt_fn)
-        with torch.no_grad():
+            if kind == 'dpm':
+                solver = dpm.DPM_Solver(model_fn, ns, algorithm_type=alg, correcting_xt_fn=correcting_xt_fn)
+            else:
+                solver = up.UniPC(model_fn, ns, algorithm_type='data_prediction', variant=alg,
+                                  correcting_xt_fn=correcting_xt_fn)
+        with torch.no_grad(), contextlib.redirect_stdout(sys.stderr):
             out = solver.sample(x_T.clone().to(dtype), steps=steps, order=order, skip_type=skip, method=method,
                                 lower_order_final=True, denoise_to_zero=dtz)
-        return out.to(torch.float64), len(calls), corrections
+        return out.to(torch.float64).reshape(B, D), len(calls), corrections
     finally:
         torch.set_default_dtype(torch.float64)
 
@@ -140,7 +156,7 @@ def solve(kind, name, x_T, alg, method, order, skip, steps, dtz, dtype):
 def run(kind, name, x_T, alg, method, order, skip, steps, dtz=False):
     out, nfe, corrections = solve(kind, name, x_T, alg, method, order, skip, steps, dtz, torch.float64)
     out32, _, _ = solve(kind, name, x_T, alg, method, order, skip, steps, dtz, torch.float32)
-    prefix = 'scire' if kind == 'scire' else 'dpm_solver'
+    prefix = {'scire': 'scire', 'dpm': 'dpm_solver', 'unipc': 'unipc'}[kind]
     return {
         'id': f'{prefix}|{name}|{alg}|{method}|o{order}|{skip}|s{steps}' + ('|dtz' if dtz else ''),
         'schedule': name, 'algorithm_type': alg, 'method': method, 'order': order, 'skip_type': skip,
@@ -177,6 +193,8 @@ def main():
             cases.append(run('dpm', name, x_T, 'dpmsolver++', 'multistep', 2, 'logSNR', steps))
         cases.append(run('dpm', name, x_T, 'dpmsolver++', 'multistep', 3, 'time_uniform', 8, dtz=True))
         cases.append(run('dpm', name, x_T, 'dpmsolver++', 'singlestep', 3, 'logSNR', 8))
+        cases.append(run('unipc', name, x_T, 'bh1', 'multistep', 3, 'logSNR', 7))
+        cases.append(run('unipc', name, x_T, 'bh2', 'multistep', 2, 'time_uniform', 8, dtz=True))
     x0, m = known_data()
     out = {
         'format': 'scire-inpaint-v1',
@@ -185,6 +203,8 @@ def main():
         'scire_rev': rev_of(scire_file, 'SCIRE_REV'),
         'dpm_solver_pytorch_py_sha256': hashlib.sha256(open(dpm_file, 'rb').read()).hexdigest(),
         'dpm_solver_rev': rev_of(dpm_file, 'DPM_SOLVER_REV'),
+        'uni_pc_py_sha256': hashlib.sha256(open(unipc_file, 'rb').read()).hexdigest(),
+        'unipc_rev': rev_of(unipc_file, 'UNIPC_REV'),
         'torch_version': torch.__version__,
         'x_T_from': x_T_from,
         'noise': 'x_T',
