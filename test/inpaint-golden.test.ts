@@ -22,6 +22,7 @@ import { loadModel } from '../lib/model';
 import type { NativeModel } from '../lib/native-types';
 import type { Plan } from '../lib/plan';
 import { checkPlan } from '../lib/plan-check';
+import { randn } from '../lib/randn';
 import { executePlanReference } from '../lib/reference';
 import type { CompileOptions } from '../lib/options';
 import type { NoiseSchedule } from '../lib/schedule';
@@ -250,4 +251,64 @@ describe('inpainting plan checks', () => {
     expect(() => run(base(), { ...inputs, noise: undefined })).toThrow(/inpaint\.noise/);
     expect(() => compilePlan({ schedule, steps: 6, inpaint: 'yes' as never })).toThrow(/inpaint/);
   });
+});
+
+describe('native executor: inpainting inputs and plan fields', () => {
+  const schedule = goldenSchedule('discrete');
+  const g = loadGolden('scire_discrete');
+  const xT = Float32Array.from(flatten(g.x_T));
+  const shape = g.x_T_shape;
+  const inputs = { x0: Float32Array.from(KNOWN), mask: Float32Array.from(MASK), noise: xT };
+
+  it('refuses bad plan fields and inputs with the field named (model.execute, no JS checks)', async () => {
+    const model = await nativeModel('discrete');
+    const p = compilePlan({ schedule, steps: 6, denoiseToZero: true, inpaint: true });
+    const i = p.ops.findIndex((op) => op.op === 'inpaint');
+    const j = p.ops.findIndex((op) => op.op === 'lincomb' && op.inpaint);
+    // async: model.execute throws its validation errors synchronously
+    const exec = async (plan: unknown, opts: Record<string, unknown> = {}) => model.execute(plan as Plan, { x: xT, shape, inpaint: inputs, ...opts } as never);
+    await expect(exec({ ...p, ops: p.ops.map((op, k) => (k === i ? { ...op, a: Infinity } : op)) })).rejects.toThrow(new RegExp(`plan\\.ops\\[${i}\\]\\.a`));
+    await expect(exec({ ...p, ops: p.ops.map((op, k) => (k === j ? { ...op, inpaint: { a: 1, s: -1e39 } } : op)) })).rejects.toThrow(
+      new RegExp(`magnitude at most 3\\.4e38 for plan\\.ops\\[${j}\\]\\.inpaint\\.s`),
+    );
+    await expect(exec({ ...p, ops: p.ops.map((op, k) => (k === j ? { ...op, inpaint: 'x' } : op)) })).rejects.toThrow(TypeError);
+    await expect(exec({ ...p, ops: p.ops.map((op, k) => (k === i ? { ...op, reg: 9 } : op)) })).rejects.toThrow(/plan\.ops\[\d+\]\.reg/);
+    await expect(exec({ ...p, ops: p.ops.map((op, k) => (k === i ? { ...op, op: 'inpaintx' } : op)) })).rejects.toThrow(/'eval', 'lincomb', 'threshold', 'inpaint'/);
+    await expect(exec({ ...p, final: { ...p.final, inpaint: { s: 0 } } })).rejects.toThrow(/plan\.final\.inpaint\.a/);
+    await expect(exec(p, { inpaint: undefined })).rejects.toThrow(/opts\.inpaint/);
+    await expect(exec(compilePlan({ schedule, steps: 6 }))).rejects.toThrow(/opts\.inpaint must be absent for a plan without inpainting/);
+    await expect(exec(p, { inpaint: { ...inputs, mask: inputs.mask.map((m) => -m) } })).rejects.toThrow(/opts\.inpaint\.mask must hold numbers in \[0, 1\]/);
+    await expect(exec(p, { inpaint: { ...inputs, mask: inputs.mask.map((m, k) => (k ? m : NaN)) } })).rejects.toThrow(RangeError);
+    await expect(exec(p, { inpaint: { ...inputs, x0: inputs.x0.slice(2) } })).rejects.toThrow(/opts\.inpaint\.x0/);
+    await expect(exec(p, { inpaint: { ...inputs, noise: inputs.noise.map((v, k) => (k === 5 ? Infinity : v)) } })).rejects.toThrow(/opts\.inpaint\.noise must hold finite numbers/);
+    await expect(exec(p, { inpaint: 7 })).rejects.toThrow(TypeError);
+    await expect(exec(p, { cudaGraph: true })).rejects.toThrow(/opts\.cudaGraph/);
+    // executePlan (the JS checks) says the same with its own field names
+    await expect(executePlan(model, p, { x: xT, shape })).rejects.toThrow(/for inpaint but received undefined/);
+    await expect(executePlan(model, p, { x: xT, shape, inpaint: { ...inputs, mask: inputs.mask.map((m) => m + 1) } })).rejects.toThrow(/for inpaint\.mask\[\d+\]/);
+    await expect(executePlan(model, p, { x: xT, shape, inpaint: inputs, cudaGraph: true })).rejects.toThrow(/cudaGraph/);
+    const ok = await executePlan(model, p, { x: xT, shape, inpaint: inputs });
+    expect(ok.data.length).toBe(xT.length);
+  });
+
+  it('a batch larger than one parallel chunk of the CPU kernel equals its rows run alone', async () => {
+    const model = await nativeModel('discrete');
+    const rows = 4100; // 65 600 values: the CPU kernels split at 32 768
+    const big = [rows, 16];
+    const x = randn(big, 3);
+    const x0 = randn(big, 4).map((v) => 0.5 * v);
+    const mask = Float32Array.from({ length: rows * 16 }, (_, k) => [0, 1, 0.3][k % 3]);
+    for (const opts of [{}, { solver: 'dpmpp' as const, order: 3 as const }, { method: 'singlestep_agile' as const, denoiseToZero: true }]) {
+      const plan = compilePlan({ schedule, steps: 7, ...opts, inpaint: true });
+      const got = await executePlan(model, plan, { x, shape: big, inpaint: { x0, mask, noise: x } });
+      for (let k = 0; k < mask.length; k++) if (mask[k] === 1 && got.data[k] !== x0[k]) throw new Error(`known value ${k} changed`);
+      // Rows from both ends (different chunks of the big pass) alone: the same up to the network's
+      // batch-size dependence (a wrong chunk split gives O(1) errors).
+      for (const from of [0, 2040, rows - 64]) {
+        const part = (a: Float32Array) => a.slice(from * 16, (from + 64) * 16);
+        const alone = await executePlan(model, plan, { x: part(x), shape: [64, 16], inpaint: { x0: part(x0), mask: part(mask), noise: part(x) } });
+        expect(relativeError(part(got.data), alone.data)).toBeLessThan(1e-5);
+      }
+    }
+  }, 60_000);
 });
