@@ -33,6 +33,8 @@ const ExportEntry kExports[] = {
 #ifdef SCIRE_TESTING_ADDON
     {"lincomb", scire::LincombJs},                      // fused kernel on host data
     {"benchLincomb", scire::BenchLincombJs},            // kernel vs LibTorch ops
+    {"maskedLincomb", scire::MaskedLincombJs},          // the inpainting (masked) kernel on host data
+    {"benchMaskedLincomb", scire::BenchMaskedLincombJs},  // masked kernel vs two passes vs LibTorch ops
     {"graphCachePolicyProbe", scire::GraphCachePolicyProbeJs},  // cache policy with fake entries
     {"batchBucket", scire::BatchBucketJs},              // the graph cache's batch buckets
     {"cudaGraphCacheState", scire::CudaGraphCacheStateJs},      // the process-wide graph cache

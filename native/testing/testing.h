@@ -12,6 +12,8 @@ namespace scire {
 // kernel_bindings.cc: the fused kernels on host data, and their benchmark.
 Napi::Value LincombJs(const Napi::CallbackInfo& info);
 Napi::Value BenchLincombJs(const Napi::CallbackInfo& info);
+Napi::Value MaskedLincombJs(const Napi::CallbackInfo& info);       // the inpainting kernel on host data
+Napi::Value BenchMaskedLincombJs(const Napi::CallbackInfo& info);  // fused vs two passes vs LibTorch ops
 
 // gpu_bench.cc: Model methods for benchmarks/gpu.js, benchmarks/speed.ts and the tests.
 Napi::Value BenchForwardJs(const Napi::CallbackInfo& info, Model& model);

@@ -1,7 +1,7 @@
 /**
  * The testing addon build/Release/scire_testing.node (CMake target scire_testing, built by
  * `npm run build` next to scire.node): the shipped exports plus the test and benchmark
- * entries of native/testing/ (lincomb, benchLincomb, the graph-cache policy probe, and the
+ * entries of native/testing/ (lincomb, benchLincomb, maskedLincomb, benchMaskedLincomb, the graph-cache policy probe, and the
  * Model methods benchForward, torchOpsStepper, runPlanOps). Models used with those methods
  * must be loaded through this binding (its loadModel), not through lib/native.ts.
  */
@@ -45,7 +45,38 @@ export interface TestingModel extends NativeModel {
   runPlanOps(plan: Plan, opts: { x: Float32Array; shape: number[] }): Promise<Float32Array>;
 }
 
+/** The inpainting kernel's options (native/testing/kernel_bindings.cc maskedLincomb). */
+export interface MaskedLincombOptions {
+  mask: Float32Array;
+  x0: Float32Array;
+  noise: Float32Array;
+  a: number;
+  s: number;
+  device?: DeviceName;
+  offset?: number;
+  inPlace?: boolean;
+}
+
+export interface MaskedLincombBench {
+  terms: number;
+  bytes: number;
+  device: DeviceName;
+  iters: number;
+  threads: number;
+  /** The fused masked pass. */
+  maskedMs: number;
+  /** The plain fused lincomb, then the correction as a second in-place pass. */
+  twoPassMs: number;
+  /** The plain fused lincomb alone (no correction). */
+  plainMs: number;
+  /** The masked arithmetic as LibTorch ops. */
+  torchOpsMs: number;
+  maxAbsDiff: number;
+}
+
 export interface TestingBinding extends NativeBinding {
+  maskedLincomb(inputs: Float32Array[], coefs: number[], opts: MaskedLincombOptions): Float32Array;
+  benchMaskedLincomb(opts: { terms: number; bytes: number; device?: DeviceName; iters?: number }): MaskedLincombBench;
   lincomb(inputs: Float32Array[], coefs: number[], opts?: NativeLincombOptions): Float32Array;
   benchLincomb(opts: { terms: number; bytes: number; device?: DeviceName; iters?: number }): NativeLincombBench;
   graphCachePolicyProbe(limits?: { maxEntries?: number; maxBytes?: number }): GraphCachePolicyProbe;
