@@ -291,6 +291,21 @@ describe('native executor: inpainting inputs and plan fields', () => {
     expect(ok.data.length).toBe(xT.length);
   });
 
+  it("intermediates 'x' of a native inpainting run are the corrected states of the reference", async () => {
+    const model = await nativeModel('discrete');
+    for (const opts of [{}, { solver: 'unipc' as const }, { method: 'singlestep_fixed' as const, order: 2 as const, denoiseToZero: true }]) {
+      const plan = compilePlan({ schedule, steps: 6, ...opts, inpaint: true });
+      const ref = executePlanReference(plan, { x: xT, shape, model: loadGoldenModel(g).asModel(), intermediates: 'x', inpaint: inputs });
+      const events: Float32Array[] = [];
+      await executePlan(model, plan, { x: xT, shape, inpaint: inputs, intermediates: 'x', onStep: (ev) => ev.x && events.push(ev.x) });
+      expect(events.length).toBe(ref.intermediates?.length);
+      events.forEach((x, k) => {
+        const want = (ref.intermediates ?? [])[k].x;
+        expect(relativeError(x, want), `${JSON.stringify(opts)} state ${k}`).toBeLessThan(F32_TOL);
+      });
+    }
+  });
+
   it('a batch larger than one parallel chunk of the CPU kernel equals its rows run alone', async () => {
     const model = await nativeModel('discrete');
     const rows = 4100; // 65 600 values: the CPU kernels split at 32 768
