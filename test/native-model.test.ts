@@ -63,8 +63,8 @@ describe('buildInfo / cudaProbe', () => {
     const exportsOf = (b: Record<string, unknown>) => Object.keys(b).sort();
     expect(exportsOf(shipped)).toEqual(['Model', 'buildInfo', 'createAbortHandle', 'cudaProbe', 'deviceMemory', 'loadModel']);
     expect(exportsOf(testing)).toEqual([
-      'Model', 'batchBucket', 'benchLincomb', 'buildInfo', 'createAbortHandle', 'cudaGraphCacheState', 'cudaProbe', 'deviceMemory',
-      'graphCachePolicyProbe', 'lincomb', 'loadModel',
+      'Model', 'batchBucket', 'benchLincomb', 'benchMaskedLincomb', 'buildInfo', 'createAbortHandle', 'cudaGraphCacheState', 'cudaProbe',
+      'deviceMemory', 'graphCachePolicyProbe', 'lincomb', 'loadModel', 'maskedLincomb',
     ]);
     const methods = (b: Record<string, unknown>) =>
       Object.getOwnPropertyNames((b.Model as { prototype: object }).prototype).filter((k) => k !== 'constructor').sort();
