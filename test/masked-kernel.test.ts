@@ -9,7 +9,10 @@
  * separate correction op) is printed, not asserted: timings on this shared machine are noisy
  * (benchmarks/masked-kernel.mjs measures it; docs/native.md has the numbers).
  */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ensureDistBuilt, ROOT } from './support/dist';
 import { randomArray } from '../lib/testing/random-array';
 import { testingBinding } from './support/testing-addon';
 
@@ -87,4 +90,19 @@ describe('fused masked lincomb (CPU)', () => {
     }
     console.log(`masked lincomb (CPU, ${b.benchMaskedLincomb({ terms: 1, bytes: 4096, iters: 1 }).threads} threads):\n  ${rows.join('\n  ')}`);
   }, 120_000);
+
+  it('benchmarks/masked-kernel.mjs prints its table (smoke: tiny sizes)', () => {
+    ensureDistBuilt();
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'benchmarks', 'masked-kernel.mjs'), '--sizes', '64K', '--terms', '2,3', '--iters', '2'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => /^\| [23] \| 0\.0625 MiB \|/.test(l));
+    expect(rows.length).toBe(2);
+    // the last column: the timed kernel against the LibTorch expression
+    for (const row of rows) expect(Number(row.split('|').at(-2))).toBeLessThan(1e-5);
+  }, 60_000);
 });
