@@ -8,11 +8,16 @@
 //               R[dst] = outX*x_in + outM*raw, i.e. one fused pass
 //               (outX*inScale) * R[src] + outM * raw  -- with guidance
 //               raw = uncond + g*(cond - uncond) folded in: + outM*(1-g)*raw_u + outM*g*raw_c
-//   lincomb     one fused pass for up to 4 terms (kernels/lincomb.h)
+//   lincomb     one fused pass for up to 4 terms (kernels/lincomb.h); with an inpainting
+//               correction the masked pass of kernels/masked_lincomb.h (also the 'inpaint' op
+//               and a final.inpaint composite), reading the run's mask, x0 and noise
 //   threshold   per-sample quantile and clamp (kernels/threshold.h)
 //
 // JS (a Model method, registered in addon.cc's table):
-//   model.execute(plan, { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, signal?, abortHandle?, cudaGraph? })
+//   model.execute(plan, { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, intermediates?, inpaint?,
+//                         signal?, abortHandle?, cudaGraph? })
+//   (inpaint: { x0, mask, noise } Float32Arrays, required exactly by a plan with corrections;
+//   such a run is eager, never a CUDA graph)
 //     -> Promise<{ data: Float32Array, shape, nfe, timings }>
 // The request joins the model's FIFO queue; the JS thread is never blocked and no libuv pool
 // thread is held. onStep({ nfe, total, t, tCont }) is called once per evaluation through the
