@@ -274,7 +274,11 @@ async function main(): Promise<void> {
   const cli = ensureDistBuilt();
   const redis = await startRedisServer();
   const pools: Pool[] = [];
+  // The local Sampler's model thread gets all cores (LibTorch's own default here is 1 thread,
+  // which made the "1 x cores" row of earlier runs a 1-thread figure).
+  process.env.SCIRE_INTRA_OP_THREADS = String(cores);
   const model = await loadModel(modelPath, { device });
+  delete process.env.SCIRE_INTRA_OP_THREADS;
   try {
     const card = readModelCard(modelPath);
     const local = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps, batching: true });
