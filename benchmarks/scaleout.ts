@@ -18,7 +18,7 @@
  *          --max-wait-ms MS (the workers' batching wait; default theirs, 5)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from '../lib/model';
@@ -40,6 +40,44 @@ function autogroup(): string {
   }
 }
 const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+
+/**
+ * CPU seconds of a process so far, split into its model threads (named 'scire:...' by
+ * native/model_thread.cc; LibTorch's OpenMP helpers of that thread count as 'other') and the
+ * rest (the JS thread, libuv, BullMQ's Redis I/O). Linux /proc; null elsewhere.
+ */
+function processCpu(pid: number): { model: number; other: number } | null {
+  try {
+    const tick = 100; // USER_HZ (sysconf(_SC_CLK_TCK)) on Linux
+    let model = 0;
+    let other = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const name = stat.slice(stat.indexOf('(') + 1, close);
+      const f = stat.slice(close + 2).split(' '); // f[0] is field 3 (state): utime = field 14, stime = 15
+      const secs = (Number(f[11]) + Number(f[12])) / tick;
+      if (name.startsWith('scire:')) model += secs;
+      else other += secs;
+    }
+    return { model, other };
+  } catch {
+    return null;
+  }
+}
+
+/** Sum of processCpu over processes (null when any is unreadable). */
+function poolCpu(pids: number[]): { model: number; other: number } | null {
+  let model = 0;
+  let other = 0;
+  for (const pid of pids) {
+    const c = processCpu(pid);
+    if (!c) return null;
+    model += c.model;
+    other += c.other;
+  }
+  return { model, other };
+}
 
 interface Pool {
   workers: number;
@@ -99,11 +137,15 @@ interface Run {
   redisPerJob?: { calls: number; scripts: number };
   meanBatch: number;
   perWorker: number[];
+  /** CPU ms per job of the worker processes: their model threads, and everything else (null: not measured). */
+  cpuPerJob?: { model: number; other: number } | null;
 }
 
 /** Enqueues `jobs` batch-1 jobs and waits for all of them; wall time from the first add to the last completion. */
 async function runJobs(pool: Pool, jobs: number, seed0: number, port: number): Promise<Run> {
   const c0 = redisCommands(port);
+  const pids = pool.children.map((c) => c.pid!);
+  const cpu0 = poolCpu(pids);
   const batches: number[] = [];
   const byPid = new Map<number, number>();
   const firstByPid = new Map<number, number>();
@@ -125,7 +167,9 @@ async function runJobs(pool: Pool, jobs: number, seed0: number, port: number): P
   pool.client.events.off('completed', onCompleted);
   if (process.env.SCALEOUT_DEBUG) process.stderr.write(`first completion per worker (ms): ${[...firstByPid.values()].map((v) => v.toFixed(0)).join(' / ')}\n`);
   const c1 = redisCommands(port);
+  const cpu1 = poolCpu(pids);
   return {
+    cpuPerJob: cpu0 && cpu1 ? { model: ((cpu1.model - cpu0.model) * 1000) / jobs, other: ((cpu1.other - cpu0.other) * 1000) / jobs } : null,
     redisPerJob: { calls: (c1.calls - c0.calls) / jobs, scripts: (c1.scripts - c0.scripts) / jobs },
     wallMs, meanBatch: batches.reduce((a, b) => a + b, 0) / batches.length, perWorker: [...byPid.values()] };
 }
@@ -230,7 +274,11 @@ async function main(): Promise<void> {
   const cli = ensureDistBuilt();
   const redis = await startRedisServer();
   const pools: Pool[] = [];
+  // The local Sampler's model thread gets all cores (LibTorch's own default here is 1 thread,
+  // which made the "1 x cores" row of earlier runs a 1-thread figure).
+  process.env.SCIRE_INTRA_OP_THREADS = String(cores);
   const model = await loadModel(modelPath, { device });
+  delete process.env.SCIRE_INTRA_OP_THREADS;
   try {
     const card = readModelCard(modelPath);
     const local = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps, batching: true });
@@ -286,6 +334,7 @@ async function main(): Promise<void> {
         meanBatch: median(rs.map((x) => x.meanBatch)),
         perWorker: rs[rs.length - 1].perWorker,
         redisPerJob: rs[rs.length - 1].redisPerJob ?? null,
+        cpuPerJob: rs.every((x) => x.cpuPerJob) ? { model: median(rs.map((x) => x.cpuPerJob!.model)), other: median(rs.map((x) => x.cpuPerJob!.other)) } : null,
       };
     });
     const info = nativeBinding().buildInfo();
@@ -305,9 +354,11 @@ async function main(): Promise<void> {
       `sessions, so on a busy machine every worker process gets its own share, and N processes get up to N shares.`,
       `The control rows run the same jobs split over P processes with a local batched Sampler each (own sessions, no Redis),`,
       `started together after their warm-up: how far this machine scales independent processes at all.`,
+      `Worker CPU per job (median over the runs; /proc of the worker processes): the model threads ('scire:...', the network`,
+      `and the plan) and the other threads (the JS thread with BullMQ and ioredis, libuv; OpenMP helpers when threads > 1).`,
       '',
       table(
-        ['configuration', 'processes x threads', 'wall ms (runs)', 'jobs/s', 'vs 1 worker x 1 thread', 'vs local Sampler', 'mean batch', 'jobs per worker (last run)', 'Redis commands / scripts per job'],
+        ['configuration', 'processes x threads', 'wall ms (runs)', 'jobs/s', 'vs 1 worker x 1 thread', 'vs local Sampler', 'mean batch', 'jobs per worker (last run)', 'Redis commands / scripts per job', 'worker CPU ms per job: model threads / other'],
         results.map((r) => [
           r.label,
           `${r.processes} x ${r.threads}`,
@@ -318,6 +369,7 @@ async function main(): Promise<void> {
           fixed(r.meanBatch, 1),
           r.perWorker.join(' / '),
           r.redisPerJob ? `${fixed(r.redisPerJob.calls, 1)} / ${fixed(r.redisPerJob.scripts, 1)}` : '–',
+          r.cpuPerJob ? `${fixed(r.cpuPerJob.model, 1)} / ${fixed(r.cpuPerJob.other, 1)}` : '–',
         ]),
       ),
       '',

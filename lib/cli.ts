@@ -212,6 +212,7 @@ function runInfo(args: InfoArgs): void {
     cuda: offReason === '',
     gpus: build.cudaDeviceCount,
     buildSystem: build.buildSystem,
+    ompWaitPolicy: addon.ompWaitPolicy.value,
     node: process.version,
   };
   if (args.json) {
@@ -226,6 +227,7 @@ function runInfo(args: InfoArgs): void {
       `LibTorch     ${info.libtorch}${info.libtorchDir ? ` (${info.libtorchDir})` : ''}`,
       `CUDA         ${info.cuda ? 'on' : `off (${offReason})`}`,
       `GPUs         ${info.gpus}`,
+      `OpenMP       OMP_WAIT_POLICY=${info.ompWaitPolicy}${addon.ompWaitPolicy.setBy === 'scire-solver' ? ' (set by scire-solver; set it to override)' : ''}`,
       `Node.js      ${info.node}`,
     ].join('\n') + '\n',
   );

@@ -47,6 +47,8 @@ export interface NativeAddonInfo {
   libtorchDir: string;
   /** LibTorch libraries loaded before the addon ($LIBTORCH or the install record), if any. */
   libtorchPreloaded: string;
+  /** OMP_WAIT_POLICY as the OpenMP runtime read it when the addon loaded, and who set it. */
+  ompWaitPolicy: { value: string; setBy: 'scire-solver' | 'environment' };
 }
 
 function readInstallRecord(root: string): InstallRecord | undefined {
@@ -127,6 +129,27 @@ export function loadNativeFrom(file: string, libtorchLibDir?: string): NativeBin
   return require(file) as NativeBinding;
 }
 
+/** OMP_WAIT_POLICY when scire-solver set it (applyOpenMPDefaults). */
+export const DEFAULT_OMP_WAIT_POLICY = 'PASSIVE';
+
+let ompWaitPolicySetBy: 'scire-solver' | 'environment' = 'environment';
+
+/**
+ * OMP_WAIT_POLICY=PASSIVE unless the environment says otherwise, set before LibTorch (and with
+ * it the OpenMP runtime, which reads its environment once, when it is loaded) comes into the
+ * process. The default policy lets idle OpenMP threads spin for a while between parallel
+ * regions; on a machine whose cores other processes share, the spinning threads take the CPU
+ * the working ones need, and a forward with 2 intra-op threads took 5-15x longer than with 1
+ * (docs/native.md, "Threads"). Passive threads sleep: a little wake-up latency per region,
+ * no spinning. Exported for tests; called by the loader.
+ */
+export function applyOpenMPDefaults(env: Record<string, string | undefined> = process.env): void {
+  if (env.OMP_WAIT_POLICY === undefined || env.OMP_WAIT_POLICY === '') {
+    env.OMP_WAIT_POLICY = DEFAULT_OMP_WAIT_POLICY;
+    ompWaitPolicySetBy = 'scire-solver';
+  }
+}
+
 let cached: { binding: NativeBinding; file: string; preloaded: string } | undefined;
 
 /** The loaded addon (loaded once per process). Throws an Error telling how to get one. */
@@ -155,6 +178,7 @@ export function nativeAddonInfo(): NativeAddonInfo {
     variant: build.variant ?? (build.torchCuda ? 'cuda' : 'cpu'),
     libtorchDir: loadedLibTorchDir(),
     libtorchPreloaded: preloaded,
+    ompWaitPolicy: { value: process.env.OMP_WAIT_POLICY ?? '', setBy: ompWaitPolicySetBy },
   };
 }
 
@@ -186,6 +210,7 @@ function needsOf(file: string): string {
 
 function loadNative(): { binding: NativeBinding; file: string; preloaded: string } {
   if (cached) return cached;
+  applyOpenMPDefaults();
   const failures: string[] = [];
   let preloaded = '';
   const libDir = libTorchToPreload(PACKAGE_ROOT, process.env);

@@ -96,6 +96,17 @@ describe('native loader', () => {
     expect(r.err).toContain(`LIBTORCH=${empty}: scire-solver: no LibTorch in ${path.join(empty, 'lib')} (libtorch_cpu.so is missing)`);
   }, 120_000);
 
+  it('sets OMP_WAIT_POLICY=PASSIVE before LibTorch loads, unless the environment sets it', () => {
+    const code = `const n = require(${JSON.stringify(path.join(ROOT, 'dist', 'native.js'))}); n.nativeBinding(); console.log(JSON.stringify(n.nativeAddonInfo().ompWaitPolicy));`;
+    const run = (extra: Record<string, string>): unknown => {
+      const env: Record<string, string | undefined> = { ...process.env, ...extra };
+      if (!('OMP_WAIT_POLICY' in extra)) delete env.OMP_WAIT_POLICY;
+      return JSON.parse(execFileSync(process.execPath, ['-e', code], { env, encoding: 'utf8', timeout: 120_000 }));
+    };
+    expect(run({})).toEqual({ value: 'PASSIVE', setBy: 'scire-solver' });
+    expect(run({ OMP_WAIT_POLICY: 'ACTIVE' })).toEqual({ value: 'ACTIVE', setBy: 'environment' });
+  }, 120_000);
+
   it.runIf(process.platform === 'linux')('LIBTORCH naming the system LibTorch loads it first and the addon binds to it', () => {
     const sys = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu'].find((d) => fs.existsSync(path.join(d, 'libtorch_cpu.so')));
     if (!sys) return; // this machine's LibTorch is elsewhere (LIBTORCH builds)
