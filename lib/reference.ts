@@ -131,13 +131,12 @@ function referenceGuidance(
 export function executePlanReference(plan: Plan, inputs: ReferenceInputs): ReferenceResult {
   const inp = expectObject('inputs', inputs);
   const mode = inp.intermediates === undefined ? undefined : expectIntermediatesMode('intermediates', inp.intermediates);
-  checkPlan(plan, mode);
   const shape = checkShape(inp.shape);
   const size = shape.reduce((a, b) => a * b, 1);
   const x0 = toFloat64('x', inp.x, size);
   const model = expectFunction('model', inp.model) as ReferenceModel;
   const guidance = referenceGuidance(inp, shape[0]);
-  if (guidance) checkPlan(plan, mode, { gradCoef: true });
+  checkPlan(plan, mode, { gradCoef: guidance !== undefined });
 
   const R: Array<Float64Array | null> = new Array(plan.numRegs).fill(null);
   R[0] = x0.map((v) => plan.initScale * v);
