@@ -15,9 +15,11 @@ at::Tensor ClassifierGradient(const ClassifierGuidance& guidance, const at::Tens
   c10::InferenceMode normalTensors(false);  // tensors made here may be recorded by autograd
   torch::AutoGradMode gradOn(true);
   std::lock_guard<std::mutex> lock(clf.mutex);
-  // A fresh normal tensor (x itself is an inference tensor of the executor loop).
+  // Fresh normal tensors: x and t are inference tensors of the executor loop, which autograd
+  // may not record (a classifier computing x * f(t) would save t for the backward pass).
   const at::Tensor input = x.to(at::kFloat).clone().requires_grad_(true);
-  torch::jit::IValue out = clf.module.forward({input.to(clf.dtype), t});
+  const at::Tensor time = t.clone();
+  torch::jit::IValue out = clf.module.forward({input.to(clf.dtype), time});
   if (!out.isTensor()) {
     throw ScireError(ErrorKind::kError,
                      "the classifier's forward returned " + std::string(out.tagKind()) + ", expected logits [B, C]",

@@ -371,6 +371,8 @@ class ExecuteRequest : public Request {
     ClassifierGuidance classifier;
     if (guidedByClassifier) {
       classifier = inputs_.classifier;
+      // Moved outside inference mode: the labels are an index the backward pass of gather keeps.
+      c10::InferenceMode normalTensors(false);
       classifier.labels = classifier.labels.to(device);
       in.classifier = &classifier;
     }

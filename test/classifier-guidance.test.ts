@@ -188,6 +188,32 @@ describe('classifier guidance: model types, Sampler, batching and validation', (
     }
   });
 
+  it('a classifier whose backward keeps t (x * t): native autograd gradient equals the closed form', async () => {
+    // linear_time_clf.pt: z = (x * t / 1000) @ W, grad_x log_softmax(z)[y] = (t / 1000) W (onehot(y) - softmax(z)).
+    const W = Array.from({ length: 16 }, (_, i) => [0, 1, 2].map((k) => Math.sin(1 + 3 * i + k)));
+    const grad = (xs: Float64Array, shape: number[], tInput: number, labels: number[]): Float64Array => {
+      const out = new Float64Array(xs.length);
+      const s = tInput / 1000;
+      for (let b = 0; b < shape[0]; b++) {
+        const z = [0, 1, 2].map((k) => W.reduce((acc, row, i) => acc + xs[b * 16 + i] * s * row[k], 0));
+        const m = Math.max(...z);
+        const e = z.map((v) => Math.exp(v - m));
+        const p = e.map((v) => v / e.reduce((a, c) => a + c, 0));
+        for (let i = 0; i < 16; i++) out[b * 16 + i] = s * [0, 1, 2].reduce((acc, k) => acc + W[i][k] * ((k === labels[b] ? 1 : 0) - p[k]), 0);
+      }
+      return out;
+    };
+    const timeClf = await load('linear_time_clf.pt');
+    const plan = compilePlan(goldenCaseOptions(c, schedule));
+    const labels = [0, 1, 2, 0, 1, 2, 0, 1];
+    const want = executePlanReference(plan, { x, shape: [8, 16], model: gmm('discrete').asModel(), classifier: grad, classLabels: labels, classifierScale: 1 });
+    const plain = executePlanReference(plan, { x, shape: [8, 16], model: gmm('discrete').asModel() });
+    const got = await executePlan(model, plan, { x, shape: [8, 16], classifier: timeClf, classLabels: Int32Array.from(labels), classifierScale: 1 });
+    console.log(`linear_time_clf: native vs closed form ${relativeError(got.data, want.x).toExponential(2)}, guidance effect ${relativeError(want.x, plain.x).toExponential(2)}`);
+    expect(relativeError(want.x, plain.x)).toBeGreaterThan(1e-2); // the guidance matters here
+    expect(relativeError(got.data, want.x)).toBeLessThan(F32_TOL);
+  });
+
   it('Sampler({ classifier, classifierScale }).sample({ classLabels }) equals executePlan, per-element and one-for-all labels', async () => {
     const sampler = new Sampler({ model, schedule, ...goldenCaseOptions(c, schedule), classifier: clf, classifierScale: 4 });
     const out = await sampler.sample({ shape: [8, 16], x, classLabels: c.class_labels });
