@@ -18,6 +18,7 @@ import { executePlan } from '../lib/execute';
 import { loadModel } from '../lib/model';
 import type { NativeModel } from '../lib/native-types';
 import type { Plan } from '../lib/plan';
+import { checkPlan } from '../lib/plan-check';
 import { executePlanReference } from '../lib/reference';
 import { Sampler } from '../lib/sampler';
 import { goldenCaseOptions, goldenSchedule } from '../lib/testing/golden-cases';
@@ -116,7 +117,8 @@ describe('classifier guidance: native executor (float32, LibTorch autograd) vs t
     }
   });
   let worst = 0;
-  let conditioned = 0;
+  let worstId = '';
+  const conditioned: string[] = [];
   for (const c of CLASSIFIER_GOLDEN.cases) {
     it(c.id, async () => {
       const { model, clf } = nets.get(c.schedule)!;
@@ -131,19 +133,22 @@ describe('classifier guidance: native executor (float32, LibTorch autograd) vs t
       expect(out.nfe).toBe(c.nfe);
       const want = flatten(c.x0);
       const err = relativeError(out.data, want);
-      worst = Math.max(worst, err);
+      if (err > worst) [worst, worstId] = [err, c.id];
       if (err >= F32_TOL) {
         // Ill-conditioned in float32 (the authors' own float32 run deviates too): README section 6 rule.
         const scale = Math.max(...want.map(Math.abs));
         expect(err * scale, `${c.id}: relative error ${err.toExponential(2)}, their float32 deviation ${c.float32_run_max_abs_dev}`).toBeLessThanOrEqual(
           1e-4 + 10 * c.float32_run_max_abs_dev,
         );
-        conditioned++;
+        conditioned.push(`${c.id} (their float32 deviation ${c.float32_run_max_abs_dev.toExponential(2)})`);
       }
     });
   }
   it('worst relative error', () => {
-    console.log(`classifier guidance golden: native float32 worst relative error ${worst.toExponential(2)} (${conditioned} cases above ${F32_TOL}, within 1e-4 + 10 x their float32 deviation)`);
+    console.log(
+      `classifier guidance golden: native float32 worst relative error ${worst.toExponential(2)} (${worstId}); ` +
+        `${conditioned.length} cases above ${F32_TOL}, within 1e-4 + 10 x their float32 deviation: ${conditioned.join(', ')}`,
+    );
   });
 });
 
@@ -270,6 +275,26 @@ describe('classifier guidance: model types, Sampler, batching and validation', (
     // The model still works after the failures.
     const ok = await run({ classifier: clf, classLabels: Int32Array.from(c.class_labels), classifierScale: 4 });
     expect(relativeError(ok.data, flatten(c.x0))).toBeLessThan(F32_TOL);
+  });
+
+  it('checkPlan and the native plan parser check gradCoef like the other fields', async () => {
+    const plan: Plan = compilePlan(goldenCaseOptions(c, schedule));
+    expect(plan.ops.every((op) => op.op !== 'eval' || Number.isFinite(op.gradCoef))).toBe(true);
+    const bad = (v: unknown) => ({ ...plan, ops: plan.ops.map((op, i) => (i === 0 ? { ...op, gradCoef: v } : op)) }) as Plan;
+    expect(() => checkPlan(bad(NaN))).toThrow(/plan\.ops\[0\]\.gradCoef/);
+    expect(() => checkPlan(bad('1'))).toThrow(/plan\.ops\[0\]\.gradCoef/);
+    expect(() => checkPlan(bad(undefined))).not.toThrow(); // optional without a classifier
+    expect(() => checkPlan(bad(undefined), undefined, { gradCoef: true })).toThrow(/plan\.ops\[0\]\.gradCoef/);
+    expect(() => model.execute(bad(Infinity), { x, shape: [8, 16] })).toThrow(/finite number for plan\.ops\[0\]\.gradCoef/);
+    expect(() => model.execute(bad('x'), { x, shape: [8, 16] })).toThrow(/plan\.ops\[0\]\.gradCoef/);
+    // Without a classifier a plan's gradCoef is not used: the run equals the unguided one.
+    const a = await model.execute(plan, { x, shape: [8, 16] });
+    const b = await model.execute(bad(undefined), { x, shape: [8, 16] });
+    expect(Array.from(a.data)).toEqual(Array.from(b.data));
+    // The reference executor refuses a classifier run on a plan without gradCoef.
+    expect(() =>
+      executePlanReference(bad(undefined), { x: xT('discrete'), shape: [8, 16], model: gmm('discrete').asModel(), classifier: gmm('discrete').asClassifier(), classLabels: 0 }),
+    ).toThrow(/plan\.ops\[0\]\.gradCoef/);
   });
 
   it('Sampler validation', async () => {
