@@ -120,6 +120,8 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
           // The classifier sees the network's input x_in (in float32 whatever the model dtype).
           const at::Tensor xc = xIn.scalar_type() == at::kFloat ? xIn : src.mul(step.inScale);
           grad = ClassifierCall(*in.classifier, xc, tIn, evaluation, plan.nfe, step.t);
+          // The fused kernel takes the terms after the first in one dtype: a 16-bit network's.
+          if (grad.scalar_type() != raw.scalar_type()) grad = grad.to(raw.scalar_type());
           terms.push_back({static_cast<float>(in.classifier->scale * step.gradCoef), grad});
         }
         kernels::FusedLincomb(reg(step.dst), terms);

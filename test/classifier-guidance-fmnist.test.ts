@@ -49,6 +49,35 @@ describe('classifier guidance on the bundled Fashion-MNIST model', () => {
     }
   }, 300_000);
 
+  it('a bfloat16 network with the float32 classifier (the classifier gets x_in in float32) follows the float32 run', async () => {
+    const unetPath = path.join(ROOT, 'models', 'fmnist_unet.pt');
+    const card = readModelCard(unetPath);
+    const clf = await loadModel(TIMECLF);
+    const rms = (a: Float32Array, b: Float32Array): number => {
+      let num = 0;
+      let den = 0;
+      for (let i = 0; i < a.length; i++) {
+        num += (a[i] - b[i]) ** 2;
+        den += b[i] ** 2;
+      }
+      return Math.sqrt(num / den);
+    };
+    const run = async (dtype: 'float32' | 'bfloat16', guided: boolean): Promise<Float32Array> => {
+      const model = await loadModel(unetPath, { dtype });
+      try {
+        const sampler = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps: 4, ...(guided ? { classifier: clf, classifierScale: GUIDED_SCALE } : {}) });
+        return (await sampler.sample({ shape: [2, 1, 28, 28], seed: 3, ...(guided ? { classLabels: [1, 7] } : {}) })).data;
+      } finally {
+        model.dispose();
+      }
+    };
+    const [g32, g16, p32] = [await run('float32', true), await run('bfloat16', true), await run('float32', false)];
+    clf.dispose();
+    console.log(`bfloat16 vs float32 guided relative RMS ${rms(g16, g32).toExponential(2)}; guided vs unguided (float32) ${rms(g32, p32).toExponential(2)}`);
+    expect(rms(g16, g32)).toBeLessThan(5e-2);
+    expect(rms(g32, p32)).toBeGreaterThan(4 * rms(g16, g32));
+  }, 120_000);
+
   it('the classifier card names the 10 classes; --class takes a name or an index', () => {
     const names = readClassNames(TIMECLF) as string[];
     expect(names).toHaveLength(10);
