@@ -264,6 +264,14 @@ describe('classifier guidance: model types, Sampler, batching and validation', (
     await expect(run({ classifier: badClf, classLabels: 0 })).rejects.toMatchObject({
       code: 'ERR_SCIRE_BAD_CLASSIFIER_OUTPUT', message: expect.stringMatching(/evaluation 1 of 10.*output shape \[128\] is not \[B, C\]/),
     });
+    // A classifier that raises (linear_time_clf.pt reshapes x to [B, 16]; here x is [2, 6]).
+    const half = await load('slow_model.pt');
+    const timeClf = await load('linear_time_clf.pt');
+    const small = compilePlan({ schedule, steps: 2, order: 2 });
+    await expect(executePlan(half, small, { x: new Float32Array(12), shape: [2, 6], classifier: timeClf, classLabels: 0 })).rejects.toMatchObject({
+      code: 'ERR_SCIRE_CLASSIFIER_CALL',
+      message: expect.stringMatching(/classifier guidance at evaluation 1 of 2 \(t = 999.*the classifier's forward failed: .*shape/s),
+    });
     // A plan whose eval ops lack gradCoef (hand-made) cannot be guided.
     const stripped = { ...plan, ops: plan.ops.map((op) => (op.op === 'eval' ? { ...op, gradCoef: undefined } : op)) } as Plan;
     await expect(executePlan(model, stripped, { ...base, classifier: clf, classLabels: 0 })).rejects.toThrow(/plan\.ops\[0\]\.gradCoef/);
