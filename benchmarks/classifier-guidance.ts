@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   writeFileSync(join(outDir, 'classifier-guidance.md'), md);
   writeFileSync(
     join(outDir, 'classifier-guidance.json'),
-    JSON.stringify({ scales, perClass, nfe, seed0, device, classes: CLASSES, minutes, rows: rows.map((r) => ({ ...r, fd: fd?.[basename(r.file)]?.fd })) }, null, 2) + '\n',
+    JSON.stringify({ scales, perClass, nfe, seed0, device, classes: CLASSES, minutes, rows: rows.map(({ file, ...r }) => ({ ...r, fd: fd?.[basename(file)]?.fd })) }, null, 2) + '\n',
   );
   process.stdout.write(md);
 }
