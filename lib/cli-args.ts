@@ -73,6 +73,12 @@ Flags:
   --preview-every <K>   Also write <out>.preview.png: the data predictions x0 every K evaluations
                         (and at the last), one row per previewed evaluation, the first 8 samples
                         as columns (image-shaped samples only)
+  --classifier <file.pt> Classifier guidance with a noise-aware classifier forward(x_t, t) -> logits
+                        [B, C] (e.g. the bundled models/fmnist_timeclf.pt); needs --class
+  --class <name|int>    The class to guide every sample toward: an index in [0, C) or a name from
+                        the classifier's card (its .json "classes", e.g. sneaker)
+  --classifier-scale <s> Classifier guidance scale (default 1; see docs/usage.md for the scale
+                        the bundled classifier needs)
   -q, --quiet           No progress output
   -h, --help            Show this help`;
 
@@ -135,6 +141,10 @@ export interface SampleArgs {
   out: string;
   /** Write a preview strip of the x0 predictions every K evaluations (undefined: none). */
   previewEvery?: number;
+  /** Classifier guidance: the classifier file, the class (index or name, resolved with its card), the scale. */
+  classifier?: string;
+  classLabel?: string;
+  classifierScale?: number;
   quiet: boolean;
 }
 
@@ -275,9 +285,19 @@ const SAMPLE_OPTIONS = {
   dtype: { type: 'string' },
   out: { type: 'string' },
   'preview-every': { type: 'string' },
+  classifier: { type: 'string' },
+  class: { type: 'string' },
+  'classifier-scale': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+function finiteValue(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = value.trim() === '' ? NaN : Number(value);
+  if (!Number.isFinite(n)) throw new UsageError(`--${flag} must be a finite number, got '${value}'`);
+  return n;
+}
 
 function parseSample(args: string[]): SampleArgs {
   const { values, positionals } = guarded(() =>
@@ -291,6 +311,13 @@ function parseSample(args: string[]): SampleArgs {
   if (positionals.length > 0) throw new UsageError(`scire sample takes no positional arguments, got '${positionals[0]}'`);
   const order = integer('order', values.order, 1);
   if (order !== undefined && order > 3) throw new UsageError(`--order must be 1, 2 or 3, got '${values.order}'`);
+  if (values.classifier === undefined) {
+    for (const flag of ['class', 'classifier-scale'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --classifier <file.pt> (a noise-aware classifier)`);
+    }
+  } else if (values.class === undefined) {
+    throw new UsageError('--classifier needs --class <name|int>: the class to guide the samples toward');
+  }
   return {
     command: 'sample',
     help: values.help === true,
@@ -312,6 +339,9 @@ function parseSample(args: string[]): SampleArgs {
     dtype: choice('dtype', DTYPES, values.dtype) ?? 'float32',
     out: out(values.out),
     previewEvery: integer('preview-every', values['preview-every'], 1),
+    classifier: values.classifier,
+    classLabel: values.class,
+    classifierScale: finiteValue('classifier-scale', values['classifier-scale']),
     quiet: values.quiet === true,
   };
 }

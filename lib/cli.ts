@@ -18,6 +18,7 @@ import { encodeNpy, encodePng, toImageGrid, toUnitRange } from './image-io';
 import { DEFAULT_MAX_ELEMENTS } from './limits';
 import { loadModel } from './model';
 import { readModelCard, type ModelCard } from './model-card';
+import { readClassNames, resolveClassLabel } from './class-names';
 import { nativeAddonInfo, nativeBinding } from './native';
 import { ProgressReporter } from './progress';
 import type { CompileOptions } from './options';
@@ -144,8 +145,24 @@ async function runSample(args: SampleArgs): Promise<void> {
     if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message);
     throw err;
   }
+  let classLabel: number | undefined;
+  if (args.classifier !== undefined) {
+    if (!fs.existsSync(args.classifier)) throw new UsageError(`--classifier ${args.classifier}: no such file`);
+    try {
+      classLabel = resolveClassLabel(args.classLabel as string, readClassNames(args.classifier));
+    } catch (err) {
+      if (err instanceof RangeError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
   const model = await loadModel(modelPath, { device: args.device, dtype: args.dtype });
-  const sampler = new Sampler({ model, ...solverOptions });
+  // The classifier runs in float32 whatever --dtype (its gradient steers every step).
+  const classifier = args.classifier === undefined ? undefined : await loadModel(args.classifier, { device: args.device });
+  const sampler = new Sampler({
+    model,
+    ...solverOptions,
+    ...(classifier ? { classifier, classifierScale: args.classifierScale ?? 1 } : {}),
+  });
 
   const progress = args.quiet ? undefined : new ProgressReporter(process.stderr);
   const preview = args.previewEvery === undefined ? undefined : new PreviewStrip(args.previewEvery, sampleShape, args.samples);
@@ -163,6 +180,7 @@ async function runSample(args: SampleArgs): Promise<void> {
       seed: args.seed,
       onStep,
       ...(preview ? { intermediates: 'x0' as const } : {}),
+      ...(classLabel !== undefined ? { classLabels: classLabel } : {}),
     });
   } catch (err) {
     // Too many samples for the device's free memory: a bad -n, reported like one.
@@ -182,7 +200,9 @@ async function runSample(args: SampleArgs): Promise<void> {
   process.stdout.write(
     `${args.samples} samples [${sampleShape.join(', ')}] -> ${args.out}: NFE ${result.nfe}, ` +
       `${seconds.toFixed(2)} s, ${(args.samples / seconds).toFixed(1)} samples/s ` +
-      `(${solver}; seed ${String(args.seed)}; ${args.device} ${args.dtype})\n`,
+      `(${solver}; seed ${String(args.seed)}; ${args.device} ${args.dtype}` +
+      (classLabel !== undefined ? `; classifier guidance: class ${classLabel}, scale ${args.classifierScale ?? 1}` : '') +
+      ')\n',
   );
   if (preview) {
     process.stdout.write(`preview of x0 at NFE ${preview.nfes.join(', ')} -> ${previewPath(args.out)}\n`);

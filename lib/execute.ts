@@ -33,7 +33,10 @@ import {
 /** The options of executePlan: those of the native execute, with an AbortSignal only (no abortHandle). */
 export type ExecuteOptions = Omit<NativeExecuteOptions, 'abortHandle'>;
 
-const OPTION_KEYS = ['x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'intermediates', 'inpaint', 'signal', 'cudaGraph'];
+const OPTION_KEYS = [
+  'x', 'shape', 'cond', 'condShape', 'uncond', 'guidanceScale', 'classifier', 'classLabels', 'classifierScale',
+  'onStep', 'intermediates', 'inpaint', 'signal', 'cudaGraph',
+];
 
 function expectShape(field: string, value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0) throw invalidType(field, 'a non-empty array of positive integers', value);
@@ -78,6 +81,7 @@ export function resolveExecuteOptions(options: unknown): NativeExecuteOptions {
       throw invalidType('uncond', 'a Float32Array like cond when guidanceScale is given', o.uncond);
     }
   }
+  resolveClassifierOptions(o, out);
   if (o.onStep !== undefined) out.onStep = expectFunction('onStep', o.onStep) as (e: NativeStepEvent) => void;
   if (o.cudaGraph !== undefined) {
     if (o.cudaGraph !== 'auto' && o.cudaGraph !== true && o.cudaGraph !== false) {
@@ -88,6 +92,9 @@ export function resolveExecuteOptions(options: unknown): NativeExecuteOptions {
   if (o.intermediates !== undefined) {
     out.intermediates = expectIntermediatesMode('intermediates', o.intermediates);
     if (out.cudaGraph === true) throw invalidType('cudaGraph', "'auto' or false when intermediates is given", o.cudaGraph);
+  }
+  if (out.classifier !== undefined && out.cudaGraph === true) {
+    throw invalidType('cudaGraph', "'auto' or false when classifier is given (autograd runs between evaluations)", o.cudaGraph);
   }
   if (o.inpaint !== undefined) {
     out.inpaint = resolveInpaintInputs(o.inpaint, numel(shape));
@@ -114,6 +121,48 @@ function resolveInpaintInputs(value: unknown, length: number): NativeInpaintInpu
   return out;
 }
 
+/**
+ * classifier / classLabels / classifierScale: a loaded classifier, one non-negative integer
+ * label per batch element (an Int32Array, an array, or one integer for the whole batch) and a
+ * finite scale. The upper bound of a label is the classifier's number of classes C, known only
+ * once it runs: the executor rejects a label >= C with a RangeError (ERR_OUT_OF_RANGE).
+ */
+function resolveClassifierOptions(o: Record<string, unknown>, out: NativeExecuteOptions): void {
+  if (o.classifier === undefined) {
+    for (const k of ['classLabels', 'classifierScale']) {
+      if (o[k] !== undefined) throw invalidType(k, `no ${k} without classifier`, o[k]);
+    }
+    return;
+  }
+  const clf = o.classifier as NativeModel;
+  if (typeof clf !== 'object' || clf === null || typeof clf.execute !== 'function') {
+    throw invalidType('classifier', 'a loaded classifier (await loadModel(path)) whose forward(x, t) returns logits [B, C]', o.classifier);
+  }
+  if (out.uncond !== undefined) {
+    throw invalidType(
+      'classifier',
+      'no classifier together with classifier-free guidance (uncond / guidanceScale): the two guidance types are exclusive, as in the authors\' model_wrapper',
+      'a classifier',
+    );
+  }
+  out.classifier = clf;
+  out.classLabels = resolveClassLabels(o.classLabels, out.shape[0]);
+  if (o.classifierScale !== undefined) out.classifierScale = expectFiniteNumber('classifierScale', o.classifierScale);
+}
+
+/** classLabels as an Int32Array of length `batch` (see resolveClassifierOptions). */
+export function resolveClassLabels(value: unknown, batch: number): Int32Array {
+  const expected = `an integer >= 0 or an array / Int32Array of ${batch} of them (one per batch element) when classifier is given`;
+  if (typeof value === 'number') {
+    return new Int32Array(batch).fill(expectInteger('classLabels', value, { min: 0, max: 2 ** 31 - 1 }));
+  }
+  if (!(Array.isArray(value) || value instanceof Int32Array)) throw invalidType('classLabels', expected, value);
+  if (value.length !== batch) throw outOfRange('classLabels.length', `the batch size shape[0] = ${batch} (or one integer for all)`, value.length);
+  const labels = new Int32Array(batch);
+  for (let i = 0; i < batch; i++) labels[i] = expectInteger(`classLabels[${i}]`, value[i], { min: 0, max: 2 ** 31 - 1 });
+  return labels;
+}
+
 /** Runs `plan` on `model` (from loadModel) and resolves with the final sample. */
 export async function executePlan(
   model: Pick<NativeModel, 'execute'>,
@@ -125,8 +174,8 @@ export async function executePlan(
   if (typeof model !== 'object' || model === null || typeof model.execute !== 'function') {
     throw invalidType('model', 'a loaded model (await loadModel(path))', model);
   }
-  checkPlan(plan);
   const native = resolveExecuteOptions(options);
+  checkPlan(plan, undefined, { gradCoef: native.classifier !== undefined });
   // An inpainting plan needs its inputs, and inputs for a plan without corrections would be ignored.
   const uses = planUsesInpaint(plan);
   if (uses && !native.inpaint) throw invalidType('inpaint', 'an object { x0, mask, noise } for a plan compiled with inpaint: true', undefined);

@@ -21,7 +21,7 @@ export type { Preset, SolverReport, AutoChoice, PresetConfig } from './presets/a
 export { resolveOptions, OPTION_KEYS } from './options';
 export { timeSteps, SKIP_TYPES } from './timesteps';
 export { executePlanReference, dynamicThreshold } from './reference';
-export type { ReferenceModel, ReferenceInputs, ReferenceResult, ReferenceInpaint } from './reference';
+export type { ReferenceClassifier, ReferenceModel, ReferenceInputs, ReferenceResult, ReferenceInpaint } from './reference';
 export { checkPlan } from './plan-check';
 export type { Plan, PlanOp, EvalOp, LincombOp, ThresholdOp, InpaintOp, InpaintCorrection } from './plan';
 export { MAX_LINCOMB_TERMS } from './plan';

@@ -72,6 +72,16 @@ export interface NativeExecuteOptions {
   uncond?: Float32Array;
   /** Guidance scale g: raw = uncond + g * (cond - uncond). Valid only with uncond. */
   guidanceScale?: number;
+  /**
+   * Classifier guidance (lib/plan.ts): a loaded classifier forward(x, t) -> logits [B, C] on
+   * the model's device; not together with uncond (classifier-free guidance). The run is op by
+   * op (no CUDA graph) and every eval op of the plan needs gradCoef.
+   */
+  classifier?: NativeModel;
+  /** One class index in [0, C) per batch element (length shape[0]); needs classifier. */
+  classLabels?: Int32Array;
+  /** Classifier guidance scale s (default 1): eps' = eps - s sigma_t grad_x log p(y | x_t). */
+  classifierScale?: number;
   /** Called once per network evaluation (never blocks the sampling thread). */
   onStep?: (ev: NativeStepEvent) => void;
   /**

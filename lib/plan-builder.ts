@@ -78,13 +78,15 @@ export class PlanBuilder {
     inScale: number;
     outX: number;
     outM: number;
+    gradCoef?: number;
     x0?: Array<[number, number]>;
   }): void {
-    const { x0, ...scalars } = args;
+    const { x0, gradCoef, ...scalars } = args;
     for (const [k, v] of Object.entries(scalars)) {
       if (!Number.isFinite(v)) throw new Error(`internal: non-finite ${k} (${v}) in eval op at t=${args.tCont}`);
     }
     const op: EvalOp = { op: 'eval', ...scalars };
+    if (gradCoef !== undefined && Number.isFinite(gradCoef)) op.gradCoef = gradCoef;
     if (x0 && x0.every(([c]) => Number.isFinite(c))) op.x0 = x0;
     this.ops.push(op);
     this.nfe++;

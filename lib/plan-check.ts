@@ -16,11 +16,14 @@
  * `inpaint: { a, s }`, are finite numbers of at most MAX_INPAINT_COEF in magnitude (float32
  * range, so that the native float32 executor stays finite). Without it the marks are not read, so a plan whose ops were
  * edited (and whose marks went stale) still runs.
+ *
+ * An eval op's gradCoef (classifier guidance) is optional; when present it must be finite, and
+ * with `needs.gradCoef` (a run given a classifier) every eval op must have one.
  */
 import { MAX_INPAINT_COEF, MAX_LINCOMB_TERMS, MAX_PLAN_OPS, MAX_PLAN_REGISTERS, type Plan } from './plan';
 import { expectFiniteNumber, expectInteger, expectObject, expectOneOf, invalidType, outOfRange } from './validate';
 
-export function checkPlan(plan: Plan, intermediates?: 'x' | 'x0'): Plan {
+export function checkPlan(plan: Plan, intermediates?: 'x' | 'x0', needs: { gradCoef?: boolean } = {}): Plan {
   const p = expectObject('plan', plan);
   expectOneOf('plan.format', ['scire-plan-v1'], p.format);
   const numRegs = expectInteger('plan.numRegs', p.numRegs, { min: 1, max: MAX_PLAN_REGISTERS });
@@ -78,6 +81,10 @@ export function checkPlan(plan: Plan, intermediates?: 'x' | 'x0'): Plan {
     if (kind === 'eval') {
       readReg(`${f}.src`, op.src);
       for (const k of ['t', 'tCont', 'inScale', 'outX', 'outM']) expectFiniteNumber(`${f}.${k}`, op[k]);
+      if (op.gradCoef !== undefined) expectFiniteNumber(`${f}.gradCoef`, op.gradCoef);
+      else if (needs.gradCoef) {
+        throw invalidType(`${f}.gradCoef`, 'a finite number (classifier guidance needs it on every eval op; compile the plan with compilePlan)', op.gradCoef);
+      }
       written[regField(`${f}.dst`, op.dst)] = true;
       if (intermediates === 'x0' && op.x0 !== undefined) checkTerms(`${f}.x0`, op.x0);
       evals++;

@@ -14,6 +14,9 @@
  *     eval:      x_in = inScale * R[src]
  *                raw  = model(x_in, tInput)      (one network evaluation, NFE += 1)
  *                R[dst] = outX * x_in + outM * raw
+ *                with classifier guidance (a run given a classifier, labels y and a scale s):
+ *                  g = grad_{x_in} sum_b log softmax(classifier(x_in, tInput))[b, y_b]
+ *                  R[dst] += s * gradCoef * g            (the same fused pass)
  *     lincomb:   R[dst] = sum_k coef_k * R[reg_k]   (1..4 terms; dst may equal a source)
  *                with `inpaint: { a, s }` (lib/inpaint.ts), in the same pass:
  *                R[dst] = (1 - m) * sum_k coef_k R[reg_k] + m * (a * x0 + s * z)
@@ -29,6 +32,13 @@
  *
  * Classifier-free guidance is applied by the executor to `raw` (one batched forward over
  * [uncond; cond], raw = uncond + g * (cond - uncond)) before the output conversion.
+ *
+ * Classifier guidance (the authors' model_wrapper(guidance_type="classifier")) shifts the noise
+ * prediction,  eps' = eps - s * sigma_t * grad_x log p(y | x_t, tInput),  with sigma_t at the
+ * evaluation's continuous time. Whatever the model type, R[dst] is affine in eps, so the shift
+ * enters R[dst] as  gradCoef * s * grad  with  gradCoef = d(R[dst])/d(eps) * (-sigma_t):
+ * -sigma_t for a noise prediction, sigma_t^2 / alpha_t for a data prediction
+ * (x0 = (x - sigma_t eps) / alpha_t). The compiler writes it on every eval op (float64).
  */
 
 /** One network evaluation with its input scaling and output conversion fused around it. */
@@ -49,6 +59,12 @@ export interface EvalOp {
    * run asks for intermediates 'x0' (lib/intermediates.ts); executors ignore it otherwise.
    */
   x0?: Array<[number, number]>;
+  /**
+   * Classifier guidance: the coefficient with which s * grad_x log p(y | x_in, t) enters
+   * R[dst] (d(R[dst])/d(eps) * (-sigma_t), see the contract above). Written by compilePlan on
+   * every eval op; only read by a run with a classifier, which refuses a plan without it.
+   */
+  gradCoef?: number;
 }
 
 /** R[dst] = sum coef * R[reg]: one fused pass, each input read once, the output written once. */

@@ -5,15 +5,28 @@
  *
  *   model(x, shape, tInput) -> Float64Array (same length): the network on the whole batch at
  *   model input time tInput (the same for every batch element).
+ *
+ * Classifier guidance (inputs.classifier, classLabels, classifierScale): the classifier is a
+ * JS function returning the gradient itself,
+ *   classifier(x, shape, tInput, labels) -> grad_x sum_b log p(labels[b] | x_b, tInput)
+ * (same length as x), called with the network's input x_in of every eval op; R[dst] gets
+ * classifierScale * op.gradCoef * grad added (lib/plan.ts).
  */
 import { planUsesInpaint } from './inpaint';
 import { expectIntermediatesMode, planSnapshots, type IntermediatesMode, type Snapshot } from './intermediates';
 import type { Plan } from './plan';
 import { checkPlan } from './plan-check';
 import { firstNonFinite, nonFiniteModelOutput, nonFiniteResult } from './result-check';
-import { describeValue, expectFunction, expectObject, invalidType, outOfRange } from './validate';
+import { describeValue, expectFiniteNumber, expectFunction, expectInteger, expectObject, invalidType, outOfRange } from './validate';
 
 export type ReferenceModel = (x: Float64Array, shape: number[], tInput: number) => Float64Array | Float32Array | number[];
+/** grad_x sum_b log p(labels[b] | x_b, tInput), same length as x. */
+export type ReferenceClassifier = (
+  x: Float64Array,
+  shape: number[],
+  tInput: number,
+  labels: number[],
+) => Float64Array | Float32Array | number[];
 
 export interface ReferenceInputs {
   /** x_T, row-major, length prod(shape). */
@@ -23,6 +36,12 @@ export interface ReferenceInputs {
   model: ReferenceModel;
   /** Record the states x_t ('x') or the data predictions ('x0'): lib/intermediates.ts. */
   intermediates?: IntermediatesMode;
+  /** Classifier guidance: the gradient of the log-probability of the labels (see above). */
+  classifier?: ReferenceClassifier;
+  /** One label (a non-negative integer) per batch element, or one for all; needs classifier. */
+  classLabels?: number | number[];
+  /** Guidance scale s (default 1); needs classifier. */
+  classifierScale?: number;
   /**
    * The inputs of an inpainting plan (compilePlan({ ..., inpaint: true }), lib/inpaint.ts), each
    * prod(shape) values: x0 the known data, mask in [0, 1] (1 = known), noise the run's
@@ -113,14 +132,40 @@ function inpaintInputs(plan: Plan, value: unknown, size: number): { x0: Float64A
   return { x0: toFloat64('inpaint.x0', o.x0, size), mask, noise: toFloat64('inpaint.noise', o.noise, size) };
 }
 
+/** The checked classifier-guidance inputs, or undefined when no classifier is given. */
+function referenceGuidance(
+  inp: Record<string, unknown>,
+  batch: number,
+): { classifier: ReferenceClassifier; labels: number[]; scale: number } | undefined {
+  if (inp.classifier === undefined) {
+    for (const k of ['classLabels', 'classifierScale']) {
+      if (inp[k] !== undefined) throw invalidType(k, `no ${k} without classifier`, inp[k]);
+    }
+    return undefined;
+  }
+  const classifier = expectFunction('classifier', inp.classifier) as ReferenceClassifier;
+  const scale = inp.classifierScale === undefined ? 1 : expectFiniteNumber('classifierScale', inp.classifierScale);
+  const raw = inp.classLabels;
+  if (raw === undefined) throw invalidType('classLabels', 'an integer or an array of integers (one per batch element) when classifier is given', raw);
+  let labels: number[];
+  if (Array.isArray(raw)) {
+    if (raw.length !== batch) throw outOfRange('classLabels.length', `the batch size shape[0] = ${batch} (or give one integer for all)`, raw.length);
+    labels = raw.map((v, i) => expectInteger(`classLabels[${i}]`, v, { min: 0 }));
+  } else {
+    labels = new Array<number>(batch).fill(expectInteger('classLabels', raw, { min: 0 }));
+  }
+  return { classifier, labels, scale };
+}
+
 export function executePlanReference(plan: Plan, inputs: ReferenceInputs): ReferenceResult {
   const inp = expectObject('inputs', inputs);
   const mode = inp.intermediates === undefined ? undefined : expectIntermediatesMode('intermediates', inp.intermediates);
-  checkPlan(plan, mode);
   const shape = checkShape(inp.shape);
   const size = shape.reduce((a, b) => a * b, 1);
   const x0 = toFloat64('x', inp.x, size);
   const model = expectFunction('model', inp.model) as ReferenceModel;
+  const guidance = referenceGuidance(inp, shape[0]);
+  checkPlan(plan, mode, { gradCoef: guidance !== undefined });
   const known = inpaintInputs(plan, inp.inpaint, size);
   // out = (1 - m) out + m (a x0 + s z), in place.
   const correct = (out: Float64Array, c: { a: number; s: number }): void => {
@@ -167,6 +212,19 @@ export function executePlanReference(plan: Plan, inputs: ReferenceInputs): Refer
           throw nonFiniteModelOutput(n + 1, plan.nfe, op.t, `: model output[${i}] is ${describeValue(m)}`, '');
         }
         out[i] = op.outX * xIn[i] + op.outM * m;
+      }
+      if (guidance) {
+        const grad = guidance.classifier(Float64Array.from(xIn), shape.slice(), op.t, guidance.labels.slice());
+        if (!grad || typeof (grad as ArrayLike<number>).length !== 'number' || grad.length !== size) {
+          throw outOfRange(`classifier output (evaluation ${n + 1}, t = ${op.t})`, `an array of length prod(shape) = ${size}`, grad);
+        }
+        const c = guidance.scale * (op.gradCoef as number);
+        for (let i = 0; i < size; i++) {
+          if (!Number.isFinite(grad[i])) {
+            throw invalidType(`classifier output (evaluation ${n + 1}, t = ${op.t})[${i}]`, 'a finite number', grad[i]);
+          }
+          out[i] += c * grad[i];
+        }
       }
       R[op.dst] = out;
       evalTimes.push(op.t);

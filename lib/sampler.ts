@@ -75,6 +75,15 @@ export type SamplerOptions = Omit<CompileOptions, 'steps'> & {
    * Default Infinity; loadModel's maxQueue applies too.
    */
   maxQueue?: number;
+  /**
+   * Classifier guidance (the authors' model_wrapper(guidance_type="classifier")): a loaded
+   * noise-aware classifier forward(x_t, t) -> logits [B, C] on the model's device; every
+   * sample() call then gives classLabels. The noise prediction becomes
+   * eps - classifierScale * sigma_t * grad_x log p(y | x_t, t). See docs/usage.md.
+   */
+  classifier?: SamplerModel;
+  /** Classifier guidance scale s (default 1; needs classifier). */
+  classifierScale?: number;
 };
 
 /** Progress of one network evaluation. */
@@ -128,6 +137,11 @@ export interface SampleOptions {
   uncond?: Float32Array;
   /** Classifier-free guidance scale g: raw = uncond + g (cond - uncond). Needs cond and uncond. */
   guidanceScale?: number;
+  /**
+   * With a Sampler given a classifier (required then): the class of each sample, an integer in
+   * [0, C) per batch element (array or Int32Array of length shape[0]) or one for all.
+   */
+  classLabels?: number | number[] | Int32Array;
   /** Called after every network evaluation (with intermediates: once per intermediate). */
   onStep?: (event: SampleStepEvent) => void;
   /**
@@ -189,7 +203,7 @@ export interface SampleResult {
   tStart: number;
 }
 
-const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'mask', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'onStep', 'intermediates', 'signal', 'cudaGraph', 'nonFinite', 'priority'];
+const SAMPLE_KEYS = ['shape', 'seed', 'x', 'x0', 'mask', 'tStart', 'cond', 'condShape', 'uncond', 'guidanceScale', 'classLabels', 'onStep', 'intermediates', 'signal', 'cudaGraph', 'nonFinite', 'priority'];
 const MAX_CACHED_PLANS = 16;
 const DEFAULT_STEPS = 12;
 
@@ -261,6 +275,9 @@ export class Sampler {
   readonly batching: Readonly<ResolvedBatching> | undefined;
   /** This Sampler's queue limit (Infinity: none). */
   readonly maxQueue: number;
+  /** Classifier guidance: the classifier (undefined: none) and its scale. */
+  readonly classifier: SamplerModel | undefined;
+  readonly classifierScale: number;
   /** Compiled plans by start time and inpainting (key: `${tStart}` or `${tStart}|inpaint`). */
   private readonly plans = new Map<string, Plan>();
   private readonly defaultTStart: number;
@@ -277,9 +294,20 @@ export class Sampler {
     if (o.inpaint !== undefined) {
       throw invalidType('inpaint', 'no inpaint option on the Sampler (inpaint per request: sample({ x0, mask }))', o.inpaint);
     }
-    const { model: _model, batching, maxQueue, ...solverOptions } = options;
+    const { model: _model, batching, maxQueue, classifier, classifierScale, ...solverOptions } = options;
     this.batching = resolveBatching(batching);
     this.maxQueue = resolveMaxQueue(maxQueue);
+    if (classifier === undefined) {
+      if (classifierScale !== undefined) throw invalidType('classifierScale', 'no classifierScale without classifier', classifierScale);
+    } else if (typeof classifier !== 'object' || classifier === null || typeof classifier.execute !== 'function') {
+      throw invalidType('classifier', 'a loaded classifier (await loadModel(path)) whose forward(x, t) returns logits [B, C]', classifier);
+    } else if (classifier === model) {
+      throw invalidType('classifier', 'a classifier model other than the network itself', 'the network');
+    } else if (classifier.info?.device !== undefined && model.info?.device !== undefined && classifier.info.device !== model.info.device) {
+      throw invalidType('classifier', `a classifier on the model's device (${model.info.device})`, `a classifier on ${classifier.info.device}`);
+    }
+    this.classifier = classifier;
+    this.classifierScale = classifierScale === undefined ? 1 : expectFiniteNumber('classifierScale', classifierScale);
     const compileOptions: CompileOptions = { ...solverOptions, steps: solverOptions.steps ?? DEFAULT_STEPS };
     // preset 'auto' is the Sampler's default unless a solver field or a preset is given.
     if (compileOptions.preset === undefined && !PRESET_FIELDS.some((f) => compileOptions[f] !== undefined)) compileOptions.preset = 'auto';
@@ -373,7 +401,7 @@ export class Sampler {
     }
     const noiseMs = performance.now() - tNoise;
 
-    const execOptions: ExecuteOptions = { x, shape, ...this.conditioning(o, shape) };
+    const execOptions: ExecuteOptions = { x, shape, ...this.conditioning(o, shape), ...this.guidanceByClassifier(o) };
     if (o.cudaGraph !== undefined) execOptions.cudaGraph = o.cudaGraph as ExecuteOptions['cudaGraph'];
     if (intermediates) execOptions.intermediates = intermediates;
     if (known) execOptions.inpaint = known as NativeInpaintInputs;
@@ -475,6 +503,24 @@ export class Sampler {
       throw outOfRange('tStart', `a number < T (${T}) for img2img (x0 given without mask)`, tStart);
     }
     return tStart;
+  }
+
+  /** classifier / classLabels / classifierScale for the executor (which checks the labels). */
+  private guidanceByClassifier(o: Record<string, unknown>): Partial<ExecuteOptions> {
+    if (this.classifier === undefined) {
+      if (o.classLabels !== undefined) {
+        throw invalidType('classLabels', 'no classLabels: this Sampler has no classifier (new Sampler({ ..., classifier }))', o.classLabels);
+      }
+      return {};
+    }
+    if (o.classLabels === undefined) {
+      throw invalidType('classLabels', 'the class of each sample (an integer, or one per batch element) for a Sampler with a classifier', o.classLabels);
+    }
+    return {
+      classifier: this.classifier as NativeModel,
+      classLabels: o.classLabels as Int32Array,
+      classifierScale: this.classifierScale,
+    };
   }
 
   /**

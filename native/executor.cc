@@ -29,6 +29,27 @@ namespace scire {
 
 // ------------------------------------------------------------------ the executor loop
 
+namespace {
+
+// ClassifierGradient with the evaluation named in the error of a failing classifier.
+at::Tensor ClassifierCall(const ClassifierGuidance& clf, const at::Tensor& x, const at::Tensor& t, int evaluation,
+                          int total, double tInput) {
+  const std::string where = "classifier guidance at evaluation " + std::to_string(evaluation) + " of " +
+                            std::to_string(total) + " (t = " + std::to_string(tInput) + "): ";
+  try {
+    return ClassifierGradient(clf, x, t);
+  } catch (const ScireError& e) {
+    throw ScireError(e.kind(), where + e.what(), e.code(), e.details());
+  } catch (const c10::Error& e) {
+    throw ScireError(ErrorKind::kError, where + "the classifier's forward failed: " + e.what_without_backtrace(),
+                     "ERR_SCIRE_CLASSIFIER_CALL");
+  } catch (const std::exception& e) {
+    throw ScireError(ErrorKind::kError, where + "the classifier's forward failed: " + e.what(), "ERR_SCIRE_CLASSIFIER_CALL");
+  }
+}
+
+}  // namespace
+
 at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInputs& in, PlanRunHooks* hooks) {
   const at::Device device = in.x.device();
   const at::ScalarType modelType = model.dtype;
@@ -99,6 +120,15 @@ at::Tensor RunPlanOps(ModelHandle& model, const PlanSpec& plan, const PlanRunInp
         } else {
           terms.push_back({cm, raw});
         }
+        at::Tensor grad;  // kept alive until the lincomb below has read it
+        if (in.classifier != nullptr) {
+          // The classifier sees the network's input x_in (in float32 whatever the model dtype).
+          const at::Tensor xc = xIn.scalar_type() == at::kFloat ? xIn : src.mul(step.inScale);
+          grad = ClassifierCall(*in.classifier, xc, tIn, evaluation, plan.nfe, step.t);
+          // The fused kernel takes the terms after the first in one dtype: a 16-bit network's.
+          if (grad.scalar_type() != raw.scalar_type()) grad = grad.to(raw.scalar_type());
+          terms.push_back({static_cast<float>(in.classifier->scale * step.gradCoef), grad});
+        }
         kernels::FusedLincomb(reg(step.dst), terms);
         if (hooks && hooks->afterEval) hooks->afterEval(step);
         break;
@@ -161,6 +191,9 @@ struct ExecuteInputs {
   std::vector<PlanSnapshot> snapshots;
   // opts.inpaint: CPU float32 tensors shaped like x (undefined without inpainting).
   kernels::KnownRegion known;
+  // opts.classifier / classLabels / classifierScale: classifier guidance (labels on the CPU
+  // until the run moves them to the device); classifier.model is null without it.
+  ClassifierGuidance classifier;
 };
 
 // opts.inpaint = { x0, mask, noise }: Float32Arrays of prod(shape) values, mask in [0, 1] and
@@ -180,6 +213,57 @@ kernels::KnownRegion ParseInpaint(const Napi::Value& v, const std::vector<int64_
   if (!known.x0.isfinite().all().item<bool>()) throw RangeErrorFor(kWhere, "opts.inpaint.x0", "must hold finite numbers");
   if (!known.noise.isfinite().all().item<bool>()) throw RangeErrorFor(kWhere, "opts.inpaint.noise", "must hold finite numbers");
   return known;
+}
+
+// opts.classifier, classLabels, classifierScale (lib/execute.ts checks them first with the
+// package's messages; these checks keep a direct call of the addon safe).
+void ParseClassifier(const Napi::Object& opts, const ModelHandle& model, ExecuteInputs& in) {
+  const Napi::Value clf = opts.Get("classifier");
+  const Napi::Value labels = opts.Get("classLabels");
+  const Napi::Value scale = opts.Get("classifierScale");
+  if (clf.IsUndefined()) {
+    if (!labels.IsUndefined() || !scale.IsUndefined()) {
+      throw TypeErrorFor(kWhere, "opts.classifier", "a Model (loadModel) when classLabels / classifierScale are given");
+    }
+    return;
+  }
+  ModelPtr handle = Model::FromValue(clf, "execute: opts.classifier")->Handle();
+  if (handle->device != model.device) {
+    throw TypeErrorFor(kWhere, "opts.classifier", "a model on the network's device (" + DeviceName(model.device) +
+                                                      "), not on " + DeviceName(handle->device));
+  }
+  if (in.uncond.defined()) {
+    throw TypeErrorFor(kWhere, "opts.classifier",
+                       "absent when classifier-free guidance (uncond / guidanceScale) is given: the two guidance "
+                       "types are exclusive, as in the authors' model_wrapper");
+  }
+  if (!labels.IsTypedArray() || labels.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw TypeErrorFor(kWhere, "opts.classLabels", "an Int32Array (one label per batch element) when opts.classifier is given");
+  }
+  const Napi::Int32Array arr = labels.As<Napi::Int32Array>();
+  if (static_cast<int64_t>(arr.ElementLength()) != in.shape[0]) {
+    throw RangeErrorFor(kWhere, "opts.classLabels.length", "must equal the batch size shape[0] = " +
+                                                               std::to_string(in.shape[0]) + " (got " +
+                                                               std::to_string(arr.ElementLength()) + ")");
+  }
+  at::Tensor y = at::empty({in.shape[0]}, at::kLong);
+  int64_t* yp = y.data_ptr<int64_t>();
+  int64_t maxLabel = 0;
+  for (size_t i = 0; i < arr.ElementLength(); ++i) {
+    if (arr[i] < 0) {
+      throw RangeErrorFor(kWhere, "opts.classLabels[" + std::to_string(i) + "]",
+                          "must be a non-negative class index (got " + std::to_string(arr[i]) + ")");
+    }
+    yp[i] = arr[i];
+    maxLabel = std::max<int64_t>(maxLabel, arr[i]);
+  }
+  if (!scale.IsUndefined() && (!scale.IsNumber() || !std::isfinite(scale.As<Napi::Number>().DoubleValue()))) {
+    throw TypeErrorFor(kWhere, "opts.classifierScale", "a finite number");
+  }
+  in.classifier.model = std::move(handle);
+  in.classifier.labels = y;
+  in.classifier.maxLabel = maxLabel;
+  in.classifier.scale = scale.IsUndefined() ? 1.0 : scale.As<Napi::Number>().DoubleValue();
 }
 
 // opts.intermediates ('x' | 'x0'): which marks of the plan ParsePlan reads.
@@ -252,6 +336,7 @@ ExecuteInputs ParseInputs(const Napi::Object& opts, const ModelHandle& model) {
       throw TypeErrorFor(kWhere, "opts.cond", "a Float32Array when uncond / guidanceScale are given");
     }
   }
+  ParseClassifier(opts, model, in);
   return in;
 }
 
@@ -302,10 +387,14 @@ class ExecuteRequest : public Request {
     const at::Device device = model_->device;
     const bool snapshots = !inputs_.snapshots.empty();
     const bool inpaint = inputs_.known.mask.defined();
-    if (!snapshots && !inpaint && (inputs_.graphMode == GraphMode::kOn || (device.is_cuda() && inputs_.graphMode == GraphMode::kAuto))) {
+    const bool guidedByClassifier = inputs_.classifier.model != nullptr;
+    if (guidedByClassifier && device.is_cuda() && inputs_.graphMode == GraphMode::kAuto) {
+      graphStatus_ = "eager";
+      graphReason_ = "classifier guidance runs autograd between evaluations";
+    } else if (!snapshots && !inpaint && (inputs_.graphMode == GraphMode::kOn || (device.is_cuda() && inputs_.graphMode == GraphMode::kAuto))) {
       return RunAsGraph(started);
     }
-    if (snapshots && device.is_cuda() && inputs_.graphMode == GraphMode::kAuto) {
+    if (!guidedByClassifier && snapshots && device.is_cuda() && inputs_.graphMode == GraphMode::kAuto) {
       graphStatus_ = "eager";
       graphReason_ = "intermediates are copied to the host between ops";
     } else if (inpaint && device.is_cuda() && inputs_.graphMode == GraphMode::kAuto) {
@@ -335,6 +424,14 @@ class ExecuteRequest : public Request {
       in.known.noise = inputs_.known.noise.to(device);
     }
     in.evalSums = EvalSumsBuffer(device);
+    ClassifierGuidance classifier;
+    if (guidedByClassifier) {
+      classifier = inputs_.classifier;
+      // Moved outside inference mode: the labels are an index the backward pass of gather keeps.
+      c10::InferenceMode normalTensors(false);
+      classifier.labels = classifier.labels.to(device);
+      in.classifier = &classifier;
+    }
     const at::Tensor out = RunPlanOps(*model_, plan_, in, &hooks);
     result_ = out.to(at::kCPU).contiguous();  // waits for the device
     ReadEvalSums(in.evalSums);
@@ -540,7 +637,7 @@ Napi::Value ExecuteJs(const Napi::CallbackInfo& info, Model& model) {
   Napi::Env env = info.Env();
   ModelPtr handle = model.Handle();
   if (info.Length() < 2 || !info[1].IsObject()) {
-    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, intermediates?, inpaint?, signal?, abortHandle?, cudaGraph? }");
+    throw TypeErrorFor(kWhere, "opts", "an object { x, shape, cond?, condShape?, uncond?, guidanceScale?, classifier?, classLabels?, classifierScale?, onStep?, intermediates?, inpaint?, signal?, abortHandle?, cudaGraph? }");
   }
   const Napi::Object opts = info[1].As<Napi::Object>();
   const PlanMarks marks = ParseMarks(opts.Get("intermediates"));
@@ -555,6 +652,17 @@ Napi::Value ExecuteJs(const Napi::CallbackInfo& info, Model& model) {
   }
   if (inputs.known.mask.defined() && inputs.graphMode == GraphMode::kOn) {
     throw TypeErrorFor(kWhere, "opts.cudaGraph", "'auto' or false when opts.inpaint is given");
+  }
+  if (inputs.classifier.model) {
+    for (size_t i = 0; i < plan.steps.size(); ++i) {
+      if (plan.steps[i].kind == PlanStep::Kind::Eval && !plan.steps[i].hasGradCoef) {
+        throw TypeErrorFor(kWhere, "plan.ops[" + std::to_string(i) + "].gradCoef",
+                           "a finite number when opts.classifier is given (compile the plan with compilePlan)");
+      }
+    }
+    if (inputs.graphMode == GraphMode::kOn) {
+      throw TypeErrorFor(kWhere, "opts.cudaGraph", "'auto' or false when opts.classifier is given");
+    }
   }
 
   AbortFlagPtr userAbort;

@@ -8,16 +8,18 @@
 //               R[dst] = outX*x_in + outM*raw, i.e. one fused pass
 //               (outX*inScale) * R[src] + outM * raw  -- with guidance
 //               raw = uncond + g*(cond - uncond) folded in: + outM*(1-g)*raw_u + outM*g*raw_c
+//               with a classifier (classifier.h) + s*gradCoef*grad_x log p(y | x_in, t) in the
+//               same pass (autograd only inside ClassifierGradient; never with cfg guidance)
 //   lincomb     one fused pass for up to 4 terms (kernels/lincomb.h); with an inpainting
 //               correction the masked pass of kernels/masked_lincomb.h (also the 'inpaint' op
 //               and a final.inpaint composite), reading the run's mask, x0 and noise
 //   threshold   per-sample quantile and clamp (kernels/threshold.h)
 //
 // JS (a Model method, registered in addon.cc's table):
-//   model.execute(plan, { x, shape, cond?, condShape?, uncond?, guidanceScale?, onStep?, intermediates?, inpaint?,
-//                         signal?, abortHandle?, cudaGraph? })
+//   model.execute(plan, { x, shape, cond?, condShape?, uncond?, guidanceScale?, classifier?, classLabels?,
+//                         classifierScale?, onStep?, intermediates?, inpaint?, signal?, abortHandle?, cudaGraph? })
 //   (inpaint: { x0, mask, noise } Float32Arrays, required exactly by a plan with corrections;
-//   such a run is eager, never a CUDA graph)
+//   such a run is eager, never a CUDA graph; so is a run with a classifier)
 //     -> Promise<{ data: Float32Array, shape, nfe, timings }>
 // The request joins the model's FIFO queue; the JS thread is never blocked and no libuv pool
 // thread is held. onStep({ nfe, total, t, tCont }) is called once per evaluation through the
@@ -29,6 +31,9 @@
 // cudaGraph ('auto' default | true | false): on a CUDA device the whole plan runs as one CUDA
 // graph (cuda_graph.h); then step events arrive after the run, the abort flag is checked
 // before it, timings.modelMs/solverMs are NaN and timings.cudaGraph says what happened.
+// classifier (a Model from loadModel on the same device, forward(x, t) -> logits [B, C]),
+// classLabels (Int32Array [B], each in [0, C)) and classifierScale (finite, default 1): classifier
+// guidance; the run is eager (no CUDA graph: autograd between evaluations).
 #pragma once
 
 #include <napi.h>
@@ -37,6 +42,7 @@
 #include <functional>
 
 #include "kernels/masked_lincomb_tensor.h"
+#include "classifier.h"
 #include "model.h"
 #include "plan.h"
 
@@ -52,6 +58,8 @@ struct PlanRunInputs {
   at::Tensor evalSums;        // optional float64 [nfe] on the device: evaluation k writes the sum
                               // of its model output to [k - 1] (non-finite iff the output is)
   kernels::KnownRegion known; // inpainting plans only: mask, x0, z (float32, shaped like x)
+  const ClassifierGuidance* classifier = nullptr;  // classifier guidance (never with `guided`):
+                              // R[dst] += scale * gradCoef * grad, a third term of the eval's lincomb
 };
 
 /** What the eager run adds around the loop; a run without hooks is capturable. */

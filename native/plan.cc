@@ -116,6 +116,11 @@ PlanStep ParseEval(const Napi::Object& o, const std::string& path, RegisterTrack
   s.inScale = FiniteAt(o.Get("inScale"), path + ".inScale");
   s.outX = FiniteAt(o.Get("outX"), path + ".outX");
   s.outM = FiniteAt(o.Get("outM"), path + ".outM");
+  const Napi::Value gradCoef = o.Get("gradCoef");
+  if (!gradCoef.IsUndefined()) {
+    s.gradCoef = FiniteAt(gradCoef, path + ".gradCoef");
+    s.hasGradCoef = true;
+  }
   s.dst = regs.Write(o.Get("dst"), path + ".dst");
   return s;
 }

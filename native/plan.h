@@ -19,6 +19,9 @@ struct PlanStep {
   // eval: x_in = inScale * R[src]; raw = model(x_in, t); R[dst] = outX * x_in + outM * raw
   double t = 0, tCont = 0, inScale = 1, outX = 0, outM = 1;
   int src = 0;
+  // eval, classifier guidance only: R[dst] += s * gradCoef * grad (lib/plan.ts); optional.
+  double gradCoef = 0;
+  bool hasGradCoef = false;
   // eval and lincomb
   int dst = 0;
   // lincomb: R[dst] = sum_k coef[k] * R[reg[k]], k < terms

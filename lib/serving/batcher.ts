@@ -7,7 +7,9 @@
  * the batch size. Requests can share a solve when they have the same plan (same solver
  * options and tStart: compared by content, so two Samplers with equal options share), the
  * same per-sample shape, model dtype, conditioning layout (cond / uncond present, per-sample
- * cond shape), guidance scale and cudaGraph mode: batchKey() puts all of that in one string.
+ * cond shape), guidance scale, classifier (the same loaded classifier and classifierScale; the
+ * class labels are per sample and concatenated like x) and cudaGraph mode: batchKey() puts all
+ * of that in one string.
  *
  * Each member keeps its own starting noise (the caller made it), its own onStep (the batch's
  * step events fan out to the members still running), its own AbortSignal (an aborted member
@@ -64,6 +66,18 @@ export function planFingerprint(plan: Plan): string {
   return fp;
 }
 
+const classifierIds = new WeakMap<object, number>();
+let nextClassifierId = 1;
+/** A stable id per classifier object: requests batch only with the same classifier. */
+function classifierId(clf: object): number {
+  let id = classifierIds.get(clf);
+  if (id === undefined) {
+    id = nextClassifierId++;
+    classifierIds.set(clf, id);
+  }
+  return id;
+}
+
 /** The string that requests must share to run as one solve. */
 export function batchKey(plan: Plan, options: NativeExecuteOptions, dtype: string): string {
   const perSample = options.shape.slice(1).join('x');
@@ -72,7 +86,9 @@ export function batchKey(plan: Plan, options: NativeExecuteOptions, dtype: strin
   const inter = `inter:${options.intermediates ?? '-'}`;
   // Inpainting requests batch too (their x0, mask and noise are per sample); the plan differs anyway.
   const inpaint = `inpaint:${options.inpaint ? 1 : 0}`;
-  return [planFingerprint(plan), perSample, dtype, cond, guidance, `graph:${String(options.cudaGraph ?? 'auto')}`, inter, inpaint].join('|');
+  // Classifier guidance: the labels are per sample (concatenated), the classifier and scale shared.
+  const clf = options.classifier === undefined ? '-' : `clf:${classifierId(options.classifier)}:${String(options.classifierScale ?? 1)}`;
+  return [planFingerprint(plan), perSample, dtype, cond, guidance, `graph:${String(options.cudaGraph ?? 'auto')}`, inter, inpaint, clf].join('|');
 }
 
 function concatFloat32(parts: readonly Float32Array[]): Float32Array {
@@ -97,6 +113,17 @@ export function concatOptions(members: readonly NativeExecuteOptions[]): NativeE
   if (first.uncond !== undefined) {
     out.uncond = concatFloat32(members.map((m) => m.uncond as Float32Array));
     out.guidanceScale = first.guidanceScale;
+  }
+  if (first.classifier !== undefined) {
+    out.classifier = first.classifier;
+    const labels = new Int32Array(rows);
+    let at = 0;
+    for (const m of members) {
+      labels.set(m.classLabels as Int32Array, at);
+      at += m.shape[0];
+    }
+    out.classLabels = labels;
+    if (first.classifierScale !== undefined) out.classifierScale = first.classifierScale;
   }
   if (first.cudaGraph !== undefined) out.cudaGraph = first.cudaGraph;
   if (first.intermediates !== undefined) out.intermediates = first.intermediates;

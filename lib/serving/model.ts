@@ -44,6 +44,12 @@ function disposedError(): Error {
   return err;
 }
 
+/** The options as the addon takes them: a classifier given as a loadModel Model is unwrapped. */
+function addonOptions(opts: NativeExecuteOptions): NativeExecuteOptions {
+  const clf = opts.classifier;
+  return clf instanceof Model ? { ...opts, classifier: clf.native } : opts;
+}
+
 export class Model implements NativeModel {
   readonly #native: NativeModel;
   readonly #queue: ServingQueue;
@@ -52,7 +58,7 @@ export class Model implements NativeModel {
   constructor(native: NativeModel, options: { maxQueue?: number } = {}) {
     this.#native = native;
     this.#queue = new RequestQueue(
-      batchRunner((plan, opts) => native.execute(plan, opts)),
+      batchRunner((plan, opts) => native.execute(plan, addonOptions(opts))),
       options.maxQueue === undefined ? {} : { maxQueue: options.maxQueue },
     );
     queues.set(this, this.#queue);
@@ -85,7 +91,7 @@ export class Model implements NativeModel {
 
   /** Runs a whole plan: the native executor's entry, unqueued (see executePlan). */
   execute(plan: Plan, opts: NativeExecuteOptions): Promise<NativeExecuteResult> {
-    return this.#native.execute(plan, opts);
+    return this.#native.execute(plan, addonOptions(opts));
   }
 
   /** The request queue and what ran on the model, for a metrics endpoint. */

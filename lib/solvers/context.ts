@@ -72,7 +72,10 @@ export function createSolverContext(options: ResolvedOptions): SolverContext {
       let x0: Array<[number, number]> | undefined;
       if (target === 'data') x0 = [[1, dst]];
       else if (src !== dst) x0 = [[inScale / alpha, src], [-sigma / alpha, dst]];
-      builder.evaluate({ src, dst, t: schedule.modelTime(t), tCont: t, inScale, outX, outM, x0 });
+      // Classifier guidance shifts eps by -s * sigma_t * grad (lib/plan.ts): R[dst] receives it
+      // times d(R[dst])/d(eps), which is 1 for a noise and -sigma/alpha for a data prediction.
+      const gradCoef = target === 'noise' ? -sigma : (sigma * sigma) / alpha;
+      builder.evaluate({ src, dst, t: schedule.modelTime(t), tCont: t, inScale, outX, outM, gradCoef, x0 });
       if (target === 'data' && options.thresholding) {
         builder.threshold(dst, options.thresholding.ratio, options.thresholding.maxVal);
       }

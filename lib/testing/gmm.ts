@@ -152,6 +152,44 @@ export class GaussianMixtureNoiseModel {
     return this.noiseAtLogAlpha(x, this.logAlpha(tInput));
   }
 
+  /**
+   * The exact gradient of the component posterior, grad_x sum_b log p(k = labels[b] | x_b) at
+   * model input time tInput (the analytic classifier of the classifier-guidance golden tests):
+   *   log p(k | x) = l_k - logsumexp_j l_j,   grad = -d_k / v_k + sum_j g_j d_j / v_j.
+   */
+  classifierGradient(x: ArrayLike<number>, shape: readonly number[], tInput: number, labels: readonly number[]): Float64Array {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (size !== x.length) throw outOfRange('x.length', `prod(shape) = ${size}`, x.length);
+    if (shape.length < 2 || size / shape[0] !== this.D) {
+      throw outOfRange('shape', `[B, ...dims] with prod(dims) = D = ${this.D}`, `[${shape.join(', ')}]`);
+    }
+    if (labels.length !== shape[0]) throw outOfRange('labels.length', `the batch size ${shape[0]}`, labels.length);
+    const D = this.D;
+    const K = this.K;
+    const logAlpha = this.logAlpha(tInput);
+    const alpha = Math.exp(logAlpha);
+    const sigma2 = -Math.expm1(2 * logAlpha);
+    // grad log p_t(x) = -sum_j g_j d_j / v_j = -eps / sigma; the label's own term is -d_y / v_y.
+    const eps = this.noiseAtLogAlpha(x, logAlpha);
+    const sigma = Math.sqrt(sigma2);
+    const out = new Float64Array(x.length);
+    for (let b = 0; b < shape[0]; b++) {
+      const y = expectInteger(`labels[${b}]`, labels[b], { min: 0, max: K - 1 });
+      const vy = alpha * alpha * this.vars0[y] + sigma2;
+      const mu = this.means[y];
+      for (let i = 0; i < D; i++) {
+        const j = b * D + i;
+        out[j] = -(x[j] - alpha * mu[i]) / vy + eps[j] / sigma;
+      }
+    }
+    return out;
+  }
+
+  /** The analytic classifier as the reference executor expects it (classifierGradient). */
+  asClassifier(): (x: Float64Array, shape: number[], tInput: number, labels: number[]) => Float64Array {
+    return (x, shape, tInput, labels) => this.classifierGradient(x, shape, tInput, labels);
+  }
+
   /** The model as the reference executor expects it: (x, shape, tInput) => eps. */
   asModel(): ReferenceModelFn {
     return (x, shape, tInput) => this.noise(x, shape, tInput);
