@@ -214,14 +214,14 @@ const SYSTEM_PACKAGES = [
   {
     pkg: 'python3-torch',
     what: '/usr/bin/python3 with torch and numpy',
-    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.py), test/image-io.test.ts (numpy.load)',
+    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.py), test/image-io.test.ts (numpy.load), test/classifier-guidance-fmnist.test.ts (benchmarks/label_samples.py)',
     tests: true,
     present: () => childProcess.spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0,
   },
   {
     pkg: 'dataset-fashion-mnist',
     what: 'the Fashion-MNIST data set (/usr/share/datasets/fashion-mnist)',
-    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.ts reference statistics)',
+    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.ts reference statistics), test/inpaint.test.ts (test images to inpaint)',
     tests: true,
     present: () => fs.existsSync('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz'),
   },
