@@ -110,7 +110,7 @@ async function main(): Promise<void> {
       top: unetSetting.top,
       rule:
         'admitted: mixture error <= the best official SciRE / DPM-Solver++ 2M/3M / UniPC configuration on the mixture (benchmarks/accuracy.ts reference set); ' +
-        'the first `top` admitted candidates by mixture error (distinct plans) run on the UNet; best = argmin of their UNet error (none admitted: the mixture best)',
+        'the first `top` admitted candidates by mixture error (distinct solvers) run on the UNet; best = argmin of their UNet error (none admitted: the mixture best)',
       model: 'models/fmnist_unet.pt (native executor, float32, cpu)',
       noise: `randn([${unet.shape.join(', ')}], seed ${unetSetting.seed})`,
       batch: unetSetting.batch,

@@ -69,7 +69,7 @@ export interface AutoUnetRow {
   referenceBest: { name: string; error: number };
   /** How many candidates have mixture error <= referenceBest.error. */
   admitted: number;
-  /** The first `top` admitted candidates (distinct plans) by mixture error, in that order, with both errors. */
+  /** The first `top` admitted candidates (distinct solvers) by mixture error, in that order, with both errors. */
   measured: Array<{ name: string; mixtureError: number; unetError: number }>;
 }
 
