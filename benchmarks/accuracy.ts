@@ -14,6 +14,7 @@
  *     (benchmarks/support/fmnist-accuracy.ts).
  * Options: --part gmm|fmnist|all  --out DIR  --tiny  --batch N  --seed S  --model PATH
  *          fmnist only: --device cpu|cuda  --grid reduced|full  --fine-nfe N  --tag SUFFIX (output file names)
+ *                       --cache DIR (reuse x_0 of identical plans and noise from earlier runs: benchmarks/support/solve-cache.ts)
  */
 import { mkdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
@@ -125,11 +126,16 @@ async function main(): Promise<void> {
       modelPath: args.get('model'),
       tiny,
       device,
+      cacheDir: args.get('cache'),
     });
+    const cmdFlags = tiny
+      ? ' --tiny'
+      : ` --batch ${res.batch} --fine-nfe ${res.fineNfe}${seed !== 0 ? ` --seed ${seed}` : ''}${args.has('grid') ? ` --grid ${args.get('grid')}` : ''}${device !== 'cpu' ? ` --device ${device}` : ''}${tag ? ` --tag ${tag}` : ''}`;
+    const cacheNote = res.cacheHits ? `; ${res.cacheHits} of the solves taken from the --cache of an earlier run with the same plans and noise` : '';
     const md = [
       `# Accuracy on the bundled Fashion-MNIST UNet (native executor, ${device})`,
       '',
-      `Command: \`npx vite-node benchmarks/accuracy.ts -- --part fmnist${tiny ? ' --tiny' : ` --batch ${res.batch} --fine-nfe ${res.fineNfe}`}${args.has('grid') ? ` --grid ${args.get('grid')}` : ''}${device !== 'cpu' ? ` --device ${device}` : ''}\` (${res.seconds.toFixed(0)} s; forward of batch ${res.batch}: ${res.forwardMs.toFixed(1)} ms).`,
+      `Command: \`npx vite-node benchmarks/accuracy.ts -- --part fmnist${cmdFlags}\` (${res.seconds.toFixed(0)} s${cacheNote}; forward of batch ${res.batch}: ${res.forwardMs.toFixed(1)} ms).`,
       '',
       `Model: ${res.modelPath} (eps-prediction, DDPM discrete linear betas, N = 1000), float32 on ${device} through`,
       `model.execute (the native plan executor). x_T = randn([${res.shape.join(', ')}], seed ${res.seed}).`,

@@ -16,6 +16,7 @@
  *          or 'all' for the whole grid)  --work DIR (default /tmp/scire-fid)  --out DIR  --model PATH  --tiny
  *          --device cpu|cuda  --python EXE (default /usr/bin/python3)  --ref-stats FILE (fid.py --save-ref-stats)
  *          --root DIR (repository root: models/, benchmarks/fid.py; default the folder above this file)
+ *          --seed-base S (chunk c starts from seed S + c; default 0)  --tag SUFFIX (writes fid<SUFFIX>.md/.svg/.json)
  * benchmarks/fid-gpu.sh runs the same script compiled to JS on a GPU machine.
  */
 import { execFileSync } from 'child_process';
@@ -54,6 +55,11 @@ async function main(): Promise<void> {
   const work = args.get('work') ?? (tiny ? join(outDir, 'fid-work') : '/tmp/scire-fid');
   const samples = Number(args.get('samples') ?? (tiny ? 8 : 2000));
   const chunk = Number(args.get('chunk') ?? (tiny ? 4 : 250));
+  // Noise set: chunk c starts from seed seedBase + c (two runs with disjoint seed ranges measure the noise of FD).
+  const seedBase = Number(args.get('seed-base') ?? 0);
+  if (!Number.isInteger(seedBase) || seedBase < 0) throw new RangeError(`--seed-base must be a non-negative integer (got '${args.get('seed-base')}')`);
+  const tag = args.get('tag') ?? '';
+  if (!/^[A-Za-z0-9_-]*$/.test(tag)) throw new RangeError(`--tag must be letters, digits, '-' or '_' (got '${tag}')`);
   const nfes = (args.get('nfes') ?? (tiny ? '5' : DEFAULT_NFES.join(','))).split(',').map(Number);
   const names = args.has('solvers') ? args.get('solvers')!.split(',') : tiny ? ['SciRE v1 3M (nsr)'] : DEFAULT_SOLVERS;
   const grid = names.length === 1 && names[0] === 'all' ? fullGrid() : gridByNames(names);
@@ -72,7 +78,7 @@ async function main(): Promise<void> {
   for (const entry of grid) {
     for (const steps of nfes) {
       const sampler = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps, ...entry.options });
-      const file = join(work, slug(entry.name, steps));
+      const file = join(work, `${seedBase ? `seeds${seedBase}_` : ''}${slug(entry.name, steps)}`);
       const bytes = 128 + samples * sampleShape.reduce((a, b) => a * b, 1) * 4;
       let actualNfe = 0;
       if (existsSync(file) && statSync(file).size === bytes && existsSync(`${file}.nfe`)) {
@@ -81,7 +87,7 @@ async function main(): Promise<void> {
         const data = new Float32Array(samples * sampleShape.reduce((a, b) => a * b, 1));
         const g0 = Date.now();
         for (let c = 0; c < samples / chunk; c++) {
-          const out = await sampler.sample({ shape: [chunk, ...sampleShape], seed: c });
+          const out = await sampler.sample({ shape: [chunk, ...sampleShape], seed: seedBase + c });
           data.set(out.data, c * out.data.length);
           actualNfe = out.nfe;
           forwards += out.nfe;
@@ -121,7 +127,7 @@ async function main(): Promise<void> {
   const classifierMeta = existsSync(join(ROOT, 'models', 'fmnist_classifier.json'))
     ? (JSON.parse(readFileSync(join(ROOT, 'models', 'fmnist_classifier.json'), 'utf8')) as { test_accuracy: number })
     : null;
-  const cmd = `npx vite-node benchmarks/fid.ts -- --samples ${samples} --nfes ${nfes.join(',')} --solvers "${names.join(',')}"${device !== 'cpu' ? ` --device ${device}` : ''}`;
+  const cmd = `npx vite-node benchmarks/fid.ts -- --samples ${samples} --nfes ${nfes.join(',')} --solvers "${names.join(',')}"${device !== 'cpu' ? ` --device ${device}` : ''}${seedBase ? ` --seed-base ${seedBase}` : ''}${tag ? ` --tag ${tag}` : ''}`;
   const md = [
     '# Sample quality on Fashion-MNIST: Frechet distance of classifier features (FD, lower is better)',
     '',
@@ -129,7 +135,7 @@ async function main(): Promise<void> {
     `scoring ${scores.seconds} s; total ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
     '',
     `Samples: ${samples} per configuration from ${modelPath.replace(ROOT + '/', '')} through Sampler (native executor, ${device}, float32),`,
-    `chunks of ${chunk} with seeds 0, 1, ... (the same starting noise for every row). Features: penultimate layer (128-d) of`,
+    `chunks of ${chunk} with seeds ${seedBase}, ${seedBase + 1}, ... (the same starting noise for every row). Features: penultimate layer (128-d) of`,
     `models/fmnist_classifier.pt${classifierMeta ? ` (test accuracy ${(classifierMeta.test_accuracy * 100).toFixed(2)} %)` : ''}; reference: ${scores.reference_images} test images.`,
     'FD = |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_r^1/2 S_g S_r^1/2)^1/2) (benchmarks/fid.py).',
     `Floor: ${scores.train_reference.n} real training images score FD = ${scores.train_reference.fd.toFixed(2)} against the test set (finite-sample bias; a perfect`,
@@ -138,9 +144,9 @@ async function main(): Promise<void> {
     table(['solver', ...nfes.map((n) => `NFE ${n}`)], rows),
     '',
   ].join('\n');
-  writeFileSync(join(outDir, 'fid.md'), md);
+  writeFileSync(join(outDir, `fid${tag}.md`), md);
   writeFileSync(
-    join(outDir, 'fid.svg'),
+    join(outDir, `fid${tag}.svg`),
     logLogChart(
       grid.map((e) => ({
         label: e.name,
@@ -150,7 +156,7 @@ async function main(): Promise<void> {
       { title: `Fashion-MNIST: Frechet distance of classifier features (${samples} samples)`, xLabel: 'NFE', yLabel: 'FD (lower is better)' },
     ),
   );
-  writeFileSync(join(outDir, 'fid.json'), JSON.stringify({ samples, chunk, nfes, files: files.map((f) => ({ ...f, fd: fd(f) })), trainReference: scores.train_reference }, null, 1) + '\n');
+  writeFileSync(join(outDir, `fid${tag}.json`), JSON.stringify({ samples, chunk, seedBase, nfes, files: files.map((f) => ({ ...f, fd: fd(f) })), trainReference: scores.train_reference }, null, 1) + '\n');
   console.log(md);
 }
 

@@ -6,12 +6,19 @@
  *     exactly `steps` evaluations, and reports what it chose in plan.meta.auto.
  *   - The committed table is reproducible: rows re-derived here (same candidates, noise, RK4)
  *     pick the same configuration with the same error (relative 1e-9).
+ *   - The 'discrete' rows up to unetStage.maxNfe record the UNet stage (benchmarks/auto-preset.ts):
+ *     the pick is the argmin of the recorded UNet errors among candidates meeting the mixture
+ *     rule, and the shortlist measured on the UNet is re-derived here from the mixture.
  *   - Bad combinations are rejected with a TypeError naming the field.
  */
+import { join } from 'path';
 import { describe, expect, test } from 'vitest';
 import { autoProblem, measureRow } from '../benchmarks/support/auto-measure';
 import { compilePlan } from '../lib/compile';
-import { autoTable, describeSolver, AUTO_TABLE_NFES } from '../lib/presets/auto';
+import { autoTable, describeSolver, AUTO_TABLE_NFES, type AutoTableEntry, type AutoUnetRow, type AutoUnetStage } from '../lib/presets/auto';
+import { autoCandidates } from '../lib/presets/auto-candidates';
+import { readModelCard } from '../lib/model-card';
+import { unetShortlist } from '../benchmarks/support/auto-unet';
 import { NoiseSchedule } from '../lib/schedule';
 import { goldenSchedule } from '../lib/testing/golden-cases';
 
@@ -46,8 +53,10 @@ describe("preset 'auto'", () => {
     for (const kind of ['discrete', 'linear', 'cosine'] as const) {
       expect(table.schedules[kind]?.map((r) => r.nfe)).toEqual(AUTO_TABLE_NFES);
       for (const r of table.schedules[kind] ?? []) {
-        expect(r.best.error).toBeLessThanOrEqual(r.bestData.error);
-        for (const u of r.runnersUp) expect(r.best.error).toBeLessThanOrEqual(u.error);
+        // the mixture's own winner (rows re-ranked on the UNet keep it in unet.mixtureBest)
+        const mixtureBest = r.unet?.mixtureBest ?? r.best;
+        expect(mixtureBest.error).toBeLessThanOrEqual(r.bestData.error);
+        for (const u of r.runnersUp) expect(mixtureBest.error).toBeLessThanOrEqual(u.error);
       }
     }
   });
@@ -103,11 +112,78 @@ describe("preset 'auto'", () => {
       const problem = autoProblem(kind, { batch: table.batch, seed: table.seed, rk4Steps: table.rk4Steps });
       for (const nfe of [6, 10]) {
         const row = measureRow(problem, nfe);
-        const stored = table.schedules[kind]?.find((r) => r.nfe === nfe);
-        expect(row.best.name).toBe(stored?.best.name);
-        expect(Math.abs(row.best.error / (stored?.best.error as number) - 1)).toBeLessThan(1e-9);
-        expect(row.bestData.name).toBe(stored?.bestData.name);
+        const stored = table.schedules[kind]?.find((r) => r.nfe === nfe) as AutoTableEntry;
+        const storedMixtureBest = stored.unet?.mixtureBest ?? stored.best;
+        expect(row.best.name).toBe(storedMixtureBest.name);
+        expect(Math.abs(row.best.error / storedMixtureBest.error - 1)).toBeLessThan(1e-9);
+        expect(row.bestData.name).toBe(stored.bestData.name);
+        if (stored.unet && table.unetStage) {
+          // the UNet stage's shortlist is re-derived from the mixture alone: the same bar, the same
+          // admitted count, the same candidates measured on the UNet, in the same order
+          const unetSchedule = readModelCard(join(__dirname, '..', 'models', 'fmnist_unet.pt')).schedule;
+          const s = unetShortlist(problem, unetSchedule, nfe, table.unetStage.top);
+          expect(s.bar.name).toBe(stored.unet.referenceBest.name);
+          expect(Math.abs(s.bar.error / stored.unet.referenceBest.error - 1)).toBeLessThan(1e-9);
+          expect(s.admitted.length).toBe(stored.unet.admitted);
+          expect(s.chosen.map((c) => problem.candidates[c.i].name)).toEqual(stored.unet.measured.map((m) => m.name));
+          s.chosen.forEach((c, k) => expect(Math.abs(c.error / stored.unet!.measured[k].mixtureError - 1)).toBeLessThan(1e-9));
+        }
       }
     }
-  }, 120_000);
+  }, 240_000);
+});
+
+describe("the auto table's UNet stage (discrete rows)", () => {
+  const table = autoTable();
+  const stage = table.unetStage as AutoUnetStage;
+  test('records its setting: the bundled UNet, a seed other than the acceptance seeds, batch >= 16, a 500-NFE solution', () => {
+    expect(stage).toBeDefined();
+    expect(stage.schedules).toEqual(['discrete']);
+    expect(stage.model).toMatch(/^models\/fmnist_unet\.pt/);
+    expect([0, 1]).not.toContain(stage.seed);
+    expect(stage.batch).toBeGreaterThanOrEqual(16);
+    expect(stage.fineNfe).toBeGreaterThanOrEqual(500);
+    expect(stage.fineDoubling).toBeGreaterThan(0);
+    expect(stage.top).toBeGreaterThanOrEqual(2);
+    expect(AUTO_TABLE_NFES).toContain(stage.maxNfe);
+  });
+  test('every discrete row up to maxNfe picks the argmin of its recorded UNet errors among candidates meeting the mixture rule', () => {
+    const rows = table.schedules.discrete ?? [];
+    const staged = rows.filter((r) => r.nfe <= stage.maxNfe);
+    expect(staged.length).toBeGreaterThan(0);
+    for (const r of staged) {
+      const u = r.unet as AutoUnetRow;
+      expect(u, `discrete NFE ${r.nfe}: no unet record`).toBeDefined();
+      expect(u.measured.length).toBeLessThanOrEqual(Math.min(stage.top, u.admitted));
+      if (u.admitted === 0) {
+        expect(u.measured).toEqual([]);
+        expect(r.best).toEqual(u.mixtureBest);
+        continue;
+      }
+      expect(u.measured.length).toBeGreaterThan(0);
+      // the mixture rule: every measured candidate is at or below the acceptance bar on the mixture
+      for (const m of u.measured) {
+        expect(m.mixtureError).toBeLessThanOrEqual(u.referenceBest.error);
+        expect(Number.isFinite(m.unetError) && m.unetError > 0).toBe(true);
+      }
+      // measured in mixture order, starting at the mixture's best, all distinct
+      expect(u.measured[0].name).toBe(u.mixtureBest.name);
+      for (let k = 1; k < u.measured.length; k++) expect(u.measured[k].mixtureError).toBeGreaterThanOrEqual(u.measured[k - 1].mixtureError);
+      expect(new Set(u.measured.map((m) => m.name)).size).toBe(u.measured.length);
+      // the pick: argmin of the UNet error (first on a tie), with its mixture error
+      const argmin = u.measured.reduce((a, m) => (m.unetError < a.unetError ? m : a));
+      expect(r.best.name, `discrete NFE ${r.nfe}`).toBe(argmin.name);
+      expect(r.best.error).toBe(argmin.mixtureError);
+      const candidate = autoCandidates().find((c) => c.name === r.best.name);
+      expect(r.best.config).toEqual(candidate?.config);
+    }
+  });
+  test('rows above maxNfe and the linear and cosine rows keep the mixture choice (no unet record)', () => {
+    for (const kind of ['discrete', 'linear', 'cosine'] as const) {
+      for (const r of table.schedules[kind] ?? []) {
+        if (kind === 'discrete' && r.nfe <= stage.maxNfe) continue;
+        expect(r.unet).toBeUndefined();
+      }
+    }
+  });
 });

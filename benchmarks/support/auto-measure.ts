@@ -16,6 +16,8 @@ import { GaussianMixtureNoiseModel, type GmmParams } from '../../lib/testing/gmm
 import { goldenSchedule } from '../../lib/testing/golden-cases';
 import { groundTruth } from '../../test/support/ground-truth';
 import { medianSampleError } from './gmm-accuracy';
+import { isAcceptanceReference } from './report';
+import { fullGrid } from './solver-grid';
 
 export interface AutoProblem {
   kind: 'discrete' | 'linear' | 'cosine';
@@ -58,16 +60,41 @@ export function candidateError(p: AutoProblem, c: AutoCandidate, nfe: number): n
   return Number.isFinite(e) ? e : Infinity;
 }
 
-export function measureRow(p: AutoProblem, nfe: number): AutoTableEntry {
+/** Every candidate's error at one NFE, best first (stable: equal errors keep the candidate order). */
+export function rankCandidates(p: AutoProblem, nfe: number): Array<{ i: number; error: number }> {
   const scored = p.candidates.map((c, i) => ({ i, error: candidateError(p, c, nfe) }));
-  // Stable: equal errors keep the candidate order.
   scored.sort((a, b) => a.error - b.error || a.i - b.i);
-  const pick = (s: { i: number; error: number }): AutoPick => ({
-    name: p.candidates[s.i].name,
-    config: p.candidates[s.i].config,
-    stepsOffset: p.candidates[s.i].stepsOffset,
-    error: s.error,
-  });
-  const bestData = scored.find((s) => p.candidates[s.i].dataPrediction) as { i: number; error: number };
-  return { nfe, best: pick(scored[0]), bestData: pick(bestData), runnersUp: scored.slice(1, 4).map(pick) };
+  return scored;
+}
+
+export function toPick(p: AutoProblem, s: { i: number; error: number }): AutoPick {
+  return { name: p.candidates[s.i].name, config: p.candidates[s.i].config, stepsOffset: p.candidates[s.i].stepsOffset, error: s.error };
+}
+
+/** The mixture stage of one table row: the best candidate, the best data-prediction one, the next three. */
+export function measureRow(p: AutoProblem, nfe: number, ranked = rankCandidates(p, nfe)): AutoTableEntry {
+  const bestData = ranked.find((s) => p.candidates[s.i].dataPrediction) as { i: number; error: number };
+  return { nfe, best: toPick(p, ranked[0]), bestData: toPick(p, bestData), runnersUp: ranked.slice(1, 4).map((s) => toPick(p, s)) };
+}
+
+/**
+ * The bar of the mixture acceptance (issue 14) at one NFE target: the smallest median error among
+ * the reference configurations of benchmarks/accuracy.ts (every official SciRE configuration of
+ * its grid, DPM-Solver++ 2M/3M, every UniPC configuration; isAcceptanceReference), measured on
+ * this problem's noise. As in the accuracy tables, singlestep_fixed runs may spend fewer NFE.
+ */
+export function referenceBest(p: AutoProblem, nfe: number): { name: string; error: number } {
+  let best = { name: '', error: Infinity };
+  for (const entry of fullGrid().filter(isAcceptanceReference)) {
+    let plan;
+    try {
+      plan = compilePlan({ schedule: p.schedule, steps: nfe, ...entry.options });
+    } catch {
+      continue;
+    }
+    const res = executePlanReference(plan, { x: p.xT, shape: p.shape, model: p.gmm.asModel() });
+    const e = medianSampleError(res.x, p.x0, p.D);
+    if (Number.isFinite(e) && e < best.error) best = { name: entry.name, error: e };
+  }
+  return best;
 }

@@ -14,8 +14,11 @@ import { loadModel } from '../../lib/model';
 import { readModelCard } from '../../lib/model-card';
 import type { CompileOptions } from '../../lib/options';
 import type { NativeModel } from '../../lib/native-types';
+import type { Plan } from '../../lib/plan';
+import type { AutoChoice } from '../../lib/presets/auto';
 import { randn } from '../../lib/randn';
 import { rmsError } from '../../test/support/ground-truth';
+import { SolveCache } from './solve-cache';
 import type { GridEntry } from './solver-grid';
 
 export const DEFAULT_FMNIST_MODEL = join(__dirname, '..', '..', 'models', 'fmnist_unet.pt');
@@ -29,12 +32,16 @@ export interface FmnistAccuracyOptions {
   modelPath?: string;
   tiny?: boolean;
   device?: string;
+  /** Directory of the solve cache (benchmarks/support/solve-cache.ts); none: every plan runs. */
+  cacheDir?: string;
 }
 
 export interface FmnistRow {
   name: string;
   family: GridEntry['family'];
-  cells: Array<{ nfe: number; error: number }>;
+  /** error: RMS over all pixels; perSample: RMS over each sample's pixels (batch order). */
+  /** preset: the table configuration the preset ran at that NFE. */
+  cells: Array<{ nfe: number; error: number; perSample: number[]; preset?: string }>;
 }
 
 export interface FmnistAccuracyResult {
@@ -51,26 +58,28 @@ export interface FmnistAccuracyResult {
   forwardMs: number;
   seconds: number;
   device: string;
+  /** Solves taken from the cache (0 without --cache). */
+  cacheHits: number;
 }
 
 const FINE: Omit<CompileOptions, 'schedule' | 'steps'> = { solver: 'dpmpp', order: 3, skip: 'logsnr' };
 const CROSS: Omit<CompileOptions, 'schedule' | 'steps'> = { solver: 'scire', algorithm: 'v1', order: 3, skip: 'nsr', rde: 'consistent' };
 
-/** Runs one plan on the model from x_T; returns x_0 and the plan's NFE. */
-async function solve(
-  model: NativeModel,
-  options: CompileOptions,
-  xT: Float32Array,
-  shape: number[],
-): Promise<{ x: Float32Array; nfe: number }> {
-  const plan = compilePlan(options);
-  const res = await model.execute(plan, { x: xT, shape });
-  if (res.nfe !== plan.nfe) throw new Error(`${JSON.stringify(options.solver)}: executor ran ${res.nfe} evaluations, plan has ${plan.nfe}`);
-  return { x: res.data, nfe: plan.nfe };
+/** The bundled UNet (or another noise-prediction model with a card), loaded once, and its noise x_T. */
+export interface FmnistProblem {
+  model: NativeModel;
+  modelPath: string;
+  schedule: CompileOptions['schedule'];
+  shape: number[];
+  seed: number;
+  xT: Float32Array;
+  device: string;
+  cache: SolveCache | null;
+  /** Runs one plan on the model from x_T (or takes it from the cache); returns x_0 and the plan's NFE. */
+  solve(options: CompileOptions): Promise<{ x: Float32Array; nfe: number; cached: boolean; plan: Plan }>;
 }
 
-export async function runFmnistAccuracy(opts: FmnistAccuracyOptions): Promise<FmnistAccuracyResult> {
-  const t0 = Date.now();
+export async function loadFmnistProblem(opts: { batch: number; seed: number; modelPath?: string; device?: string; cacheDir?: string }): Promise<FmnistProblem> {
   const modelPath = opts.modelPath ?? DEFAULT_FMNIST_MODEL;
   const card = readModelCard(modelPath);
   if (!card.shape) throw new Error(`${card.file}: the model card has no "shape"; the benchmark needs the sample shape`);
@@ -78,8 +87,44 @@ export async function runFmnistAccuracy(opts: FmnistAccuracyOptions): Promise<Fm
   const shape = [opts.batch, ...card.shape];
   const device = opts.device ?? 'cpu';
   const model = await loadModel(modelPath, { device, dtype: 'float32' });
-  const schedule = card.schedule;
   const xT = randn(shape, opts.seed);
+  const cache = opts.cacheDir ? new SolveCache(opts.cacheDir) : null;
+  const problem: FmnistProblem = {
+    model,
+    modelPath,
+    schedule: card.schedule,
+    shape,
+    seed: opts.seed,
+    xT,
+    device,
+    cache,
+    async solve(options) {
+      const plan = compilePlan(options);
+      const key = { modelPath, device, dtype: 'float32', shape, seed: opts.seed, plan };
+      const hit = cache?.get(key);
+      if (hit) return { x: hit, nfe: plan.nfe, cached: true, plan };
+      const res = await model.execute(plan, { x: xT, shape });
+      if (res.nfe !== plan.nfe) throw new Error(`${JSON.stringify(options.solver)}: executor ran ${res.nfe} evaluations, plan has ${plan.nfe}`);
+      cache?.put(key, res.data);
+      return { x: res.data, nfe: plan.nfe, cached: false, plan };
+    },
+  };
+  return problem;
+}
+
+/** RMS error of each sample (the batch's leading dimension) of x against ref. */
+export function perSampleRms(x: Float32Array, ref: Float32Array, batch: number): number[] {
+  const n = x.length / batch;
+  const out: number[] = [];
+  for (let b = 0; b < batch; b++) out.push(rmsError(x.subarray(b * n, (b + 1) * n), ref.subarray(b * n, (b + 1) * n)));
+  return out;
+}
+
+export async function runFmnistAccuracy(opts: FmnistAccuracyOptions): Promise<FmnistAccuracyResult> {
+  const t0 = Date.now();
+  const p = await loadFmnistProblem(opts);
+  const { model, modelPath, schedule, shape, xT, device } = p;
+  const solve = (options: CompileOptions) => p.solve(options);
 
   // Per-forward time of this batch (the unit of everything below).
   await model.forward(xT, shape, 500);
@@ -88,16 +133,17 @@ export async function runFmnistAccuracy(opts: FmnistAccuracyOptions): Promise<Fm
   for (let i = 0; i < reps; i++) await model.forward(xT, shape, 500);
   const forwardMs = (performance.now() - f0) / reps;
 
-  const fine = await solve(model, { schedule, steps: opts.fineNfe, ...FINE }, xT, shape);
-  const half = await solve(model, { schedule, steps: opts.fineNfe / 2, ...FINE }, xT, shape);
-  const cross = await solve(model, { schedule, steps: opts.fineNfe, ...CROSS }, xT, shape);
+  const fine = await solve({ schedule, steps: opts.fineNfe, ...FINE });
+  const half = await solve({ schedule, steps: opts.fineNfe / 2, ...FINE });
+  const cross = await solve({ schedule, steps: opts.fineNfe, ...CROSS });
 
   const rows: FmnistRow[] = [];
   for (const entry of opts.grid) {
     const cells: FmnistRow['cells'] = [];
     for (const steps of opts.nfes) {
-      const r = await solve(model, { schedule, steps, ...entry.options }, xT, shape);
-      cells.push({ nfe: r.nfe, error: rmsError(r.x, fine.x) });
+      const r = await solve({ schedule, steps, ...entry.options });
+      const auto = r.plan.meta.auto as AutoChoice | undefined;
+      cells.push({ nfe: r.nfe, error: rmsError(r.x, fine.x), perSample: perSampleRms(r.x, fine.x, opts.batch), ...(auto ? { preset: auto.row.name } : {}) });
     }
     rows.push({ name: entry.name, family: entry.family, cells });
     process.stderr.write(`  fmnist accuracy: ${entry.name} done (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
@@ -117,5 +163,6 @@ export async function runFmnistAccuracy(opts: FmnistAccuracyOptions): Promise<Fm
     forwardMs,
     seconds: (Date.now() - t0) / 1000,
     device,
+    cacheHits: p.cache?.hits ?? 0,
   };
 }

@@ -43,6 +43,15 @@ export function familyTable(rows: ErrorRow[], nfes: number[]): string {
 }
 
 /**
+ * The configurations `preset: 'auto'` is judged against (issue 14's acceptance): the official SciRE
+ * configurations, DPM-Solver++ 2M/3M and UniPC. Shared with the auto table's admission rule
+ * (benchmarks/support/auto-measure.ts referenceBest).
+ */
+export function isAcceptanceReference(r: { family: string; name: string }): boolean {
+  return r.family === 'SciRE' || r.family === 'UniPC' || /^DPM-Solver\+\+ [23]M/.test(r.name);
+}
+
+/**
  * Ratio of the best SciRE error (official or with this package's additions) to the best
  * baseline (DDIM / DPM-Solver++ / UniPC) error per NFE: below 1 means SciRE wins.
  */
@@ -57,7 +66,7 @@ export function scireVsBaselines(rows: ErrorRow[], nfes: number[]): string {
   if (rows.some((r) => r.family === 'SciRE+') && rows.some(isBaseline)) {
     out.push(['best SciRE incl. corrector / best baseline', ...nfes.map((_, i) => (bestOf(isScire, i) / bestOf(isBaseline, i)).toFixed(2))]);
   }
-  const reference = (r: ErrorRow) => r.family === 'SciRE' || r.family === 'UniPC' || /^DPM-Solver\+\+ [23]M/.test(r.name);
+  const reference = isAcceptanceReference;
   if (rows.some((r) => r.family === 'auto') && rows.some(reference)) {
     out.push(['auto / best of (official SciRE, DPM-Solver++ 2M/3M, UniPC)', ...nfes.map((_, i) => (bestOf((r) => r.family === 'auto', i) / bestOf(reference, i)).toFixed(2))]);
   }

@@ -1,7 +1,9 @@
 /**
  * `preset: 'auto'`: the solver configuration per schedule kind and NFE, looked up in
  * lib/presets/auto-table.json, which benchmarks/auto-preset.ts derives by running every
- * candidate of auto-candidates.ts on the analytic Gaussian mixture (docs/usage.md, "preset").
+ * candidate of auto-candidates.ts on the analytic Gaussian mixture and, for the 'discrete' rows
+ * up to a UNet-stage NFE, re-ranking the best admissible ones on the bundled Fashion-MNIST UNet
+ * (docs/usage.md, "preset").
  *
  * Lookup: the table row of the schedule kind ('edm' uses the 'discrete' rows: same NSR range
  * as the DDPM schedule the table was measured on) with the largest NFE <= steps (steps above
@@ -49,9 +51,47 @@ export interface AutoPick {
 
 export interface AutoTableEntry {
   nfe: number;
+  /** The configuration used (its `error`: median error on the mixture). */
   best: AutoPick;
+  /** The configuration used with thresholding: the mixture's best data-prediction candidate. */
   bestData: AutoPick;
+  /** The mixture's next candidates after its best (mixtureBest when the row has a UNet stage). */
   runnersUp: AutoPick[];
+  /** Present on rows that a real network re-ranked (AutoTable.unetStage): how `best` was picked. */
+  unet?: AutoUnetRow;
+}
+
+/** One row's second stage: the mixture's admissible candidates measured on the bundled UNet. */
+export interface AutoUnetRow {
+  /** The mixture's own winner (what `best` would be without this stage). */
+  mixtureBest: AutoPick;
+  /** The acceptance bar: the best official SciRE / DPM-Solver++ 2M/3M / UniPC configuration on the mixture. */
+  referenceBest: { name: string; error: number };
+  /** How many candidates have mixture error <= referenceBest.error. */
+  admitted: number;
+  /** The first `top` admitted candidates (distinct solvers) by mixture error, in that order, with both errors. */
+  measured: Array<{ name: string; mixtureError: number; unetError: number }>;
+}
+
+/** The setting of the UNet stage (benchmarks/auto-preset.ts; absent in a mixture-only table). */
+export interface AutoUnetStage {
+  schedules: Array<'discrete' | 'linear' | 'cosine'>;
+  maxNfe: number;
+  top: number;
+  rule: string;
+  model: string;
+  noise: string;
+  batch: number;
+  seed: number;
+  metric: string;
+  fine: string;
+  fineNfe: number;
+  /** RMS(x(fineNfe) - x(fineNfe / 2)) of the fine solution. */
+  fineDoubling: number;
+  forwardMs: number;
+  /** Wall time of the stage, and how many of its UNet solves came from a --cache of an earlier run. */
+  seconds: number;
+  cachedSolves: number;
 }
 
 export interface AutoTable {
@@ -65,6 +105,7 @@ export interface AutoTable {
   rk4Steps: number;
   candidates: number;
   seconds?: number;
+  unetStage?: AutoUnetStage;
   schedules: Partial<Record<'discrete' | 'linear' | 'cosine', AutoTableEntry[]>>;
 }
 
