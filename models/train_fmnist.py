@@ -321,6 +321,22 @@ class CondNoisePredictor(NoisePredictor):
         return (a * self.net(x, t, cond) + s * x).to(x.dtype)
 
 
+class NullClassNoisePredictor(nn.Module):
+    """forward(x, t) of a conditional model at the null class: its unconditional model with
+    the bundled unconditional interface, a drop-in for fmnist_unet.pt (--export-unconditional)."""
+
+    def __init__(self, cond_model: CondNoisePredictor):
+        super().__init__()
+        self.model = cond_model
+        self.cond_dim = cond_model.net.cond_dim
+        self.null_index = NULL_CLASS
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        cond = torch.zeros(x.size(0), self.cond_dim, dtype=torch.float32, device=x.device)
+        cond[:, self.null_index] = 1.0
+        return self.model(x, t, cond)
+
+
 def one_hot_cond(labels: torch.Tensor) -> torch.Tensor:
     """Class indices (0..10) -> the float32 cond rows [B, 11] the conditional model takes."""
     return F.one_hot(labels, COND_DIM).float()
@@ -358,13 +374,24 @@ def export(ema_model: NoisePredictor, args: argparse.Namespace, info: dict) -> N
     if not torch.allclose(eager, script, atol=1e-5):
         raise RuntimeError('scripted model disagrees with the eager model')
     name = model_name(args)
+    null_class_export = args.conditional and args.export_unconditional
+    if null_class_export:
+        # The conditional model at the null class as an (x, t) model under the unconditional name.
+        null_rows = one_hot_cond(torch.full((3,), NULL_CLASS))
+        ema_model, name = NullClassNoisePredictor(ema_model).eval(), 'fmnist_unet'
+        scripted = torch.jit.script(ema_model)
+        with torch.no_grad():
+            if not torch.allclose(scripted(x, t), ema_model.model(x, t, null_rows), atol=1e-5):
+                raise RuntimeError('the scripted null-class model disagrees with the conditional model at the null class')
     os.makedirs(args.out_dir, exist_ok=True)
     pt_path = os.path.join(args.out_dir, name + '.pt')
     scripted.save(pt_path)
     params = sum(p.numel() for p in ema_model.parameters())
     meta = {
         'name': name,
-        'description': ('Fashion-MNIST class-conditional noise-prediction UNet for classifier-free guidance '
+        'description': ('Fashion-MNIST noise-prediction UNet: the class-conditional model at its null class '
+                        '(EMA weights), TorchScript' if null_class_export else
+                        'Fashion-MNIST class-conditional noise-prediction UNet for classifier-free guidance '
                         '(EMA weights), TorchScript' if args.conditional else
                         'Fashion-MNIST noise-prediction UNet (EMA weights), TorchScript'),
         'modelType': 'noise',
@@ -376,7 +403,10 @@ def export(ema_model: NoisePredictor, args: argparse.Namespace, info: dict) -> N
         'timeInput': 'DDPM index in [0, N-1] as float32: 1000 * (t_continuous - 1/N)',
         'inputs': ['x: float32 [B, 1, 28, 28]', 't: float32 [B]'],
     }
-    if args.conditional:
+    if null_class_export:
+        meta['nullClassOf'] = ('fmnist_cond_unet (train_fmnist.py --conditional): forward(x, t) = '
+                               f'cond_model(x, t, one-hot of the null class {NULL_CLASS})')
+    elif args.conditional:
         meta['inputs'].append(f'cond: float32 [B, {COND_DIM}]')
         meta['conditioning'] = {
             'kind': 'one-hot',
@@ -632,6 +662,9 @@ def main() -> None:
     parser.add_argument('--benchmark', action='store_true', help='time a few iterations and exit')
     parser.add_argument('--bench-iters', type=int, default=5)
     parser.add_argument('--export-only', metavar='CKPT', help='export the EMA weights of a checkpoint and exit')
+    parser.add_argument('--export-unconditional', action='store_true',
+                        help='with --conditional: export the null class as forward(x, t) named fmnist_unet '
+                             '(a drop-in for the unconditional model)')
     args = parser.parse_args()
     if not 0.0 <= args.label_dropout < 1.0:
         parser.error(f'--label-dropout must be in [0, 1), got {args.label_dropout}')
