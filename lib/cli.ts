@@ -196,7 +196,7 @@ async function runSample(args: SampleArgs): Promise<void> {
   const elements = total * sampleShape.reduce((a, b) => a * b, 1);
   if (elements > DEFAULT_MAX_ELEMENTS) {
     throw new UsageError(
-      `${total} samples of shape [${sampleShape.join(', ')}] are ${elements} values, ` +
+      `${args.classes ? `-n ${args.samples} per class (${total} samples)` : `-n ${args.samples} samples`} of shape [${sampleShape.join(', ')}] are ${elements} values, ` +
         `more than the ${DEFAULT_MAX_ELEMENTS} one run may hold: sample fewer at a time`,
     );
   }

@@ -225,6 +225,7 @@ describe('scire sample --class / --classes / --guidance', () => {
       [['--model', TINY, '--class', '3'], /--class must be a class index 0\.\.2 or a class name .*got '3'/],
       [['--model', GMM_MODEL, '--shape', '1,4,4', '--class', '1'], /--class 1: the model .*gmm_img1x4x4_discrete\.pt is not class-conditional \(its card .*has no "conditioning"/],
       [['--model', GMM_MODEL, '--shape', '1,4,4', '--classes'], /--classes: the model .* is not class-conditional/],
+      [['--model', TINY, '--classes', '-n', '999999999'], /-n 999999999 per class \(2999999997 samples\) of shape \[1, 2, 2\] are 11999999988 values/],
     ];
     for (const [argv, message] of cases) {
       const run = scire(['sample', ...argv, '-q', '--out', path.join(tmp, 'x.npy')]);
