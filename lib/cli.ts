@@ -112,8 +112,8 @@ class PreviewStrip {
 
 /** What a run samples: the class of each sample (class-conditional models) and the guidance. */
 interface ClassRequest {
-  /** cond / uncond / guidanceScale for Sampler.sample. */
-  guidance: ClassGuidance;
+  /** cond / uncond / guidanceScale for Sampler.sample (built after the request-size check). */
+  guidance: () => ClassGuidance;
   /** Total samples (-n, or -n per class with --classes). */
   total: number;
   /** PNG columns (-n per row with --classes). */
@@ -133,7 +133,7 @@ function classRequest(args: SampleArgs, card: ModelCard, modelPath: string): Cla
   if (flag === undefined) {
     if (!conditioning) return undefined;
     return {
-      guidance: classGuidance(conditioning, new Array<null>(args.samples).fill(null), 1),
+      guidance: () => classGuidance(conditioning, new Array<null>(args.samples).fill(null), 1),
       total: args.samples,
       text: 'no class (null class: unconditional)',
     };
@@ -147,10 +147,9 @@ function classRequest(args: SampleArgs, card: ModelCard, modelPath: string): Cla
   const g = args.guidance ?? DEFAULT_GUIDANCE;
   const { classes } = conditioning;
   if (args.classes) {
-    const labels = classes.flatMap((_, k) => new Array<number>(args.samples).fill(k));
     return {
-      guidance: classGuidance(conditioning, labels, g),
-      total: labels.length,
+      guidance: () => classGuidance(conditioning, classes.flatMap((_, k) => new Array<number>(args.samples).fill(k)), g),
+      total: classes.length * args.samples,
       cols: args.samples,
       text: `one row per class (${classes.join(', ')}), guidance ${g}`,
     };
@@ -165,7 +164,7 @@ function classRequest(args: SampleArgs, card: ModelCard, modelPath: string): Cla
     );
   }
   return {
-    guidance: classGuidance(conditioning, new Array<number>(args.samples).fill(k), g),
+    guidance: () => classGuidance(conditioning, new Array<number>(args.samples).fill(k), g),
     total: args.samples,
     text: `class ${k} (${classes[k]}), guidance ${g}`,
   };
@@ -222,6 +221,7 @@ async function runSample(args: SampleArgs): Promise<void> {
     if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message);
     throw err;
   }
+  const guidance = request?.guidance();
   const model = await loadModel(modelPath, { device: args.device, dtype: args.dtype });
   const sampler = new Sampler({ model, ...solverOptions });
 
@@ -240,7 +240,7 @@ async function runSample(args: SampleArgs): Promise<void> {
       shape: [total, ...sampleShape],
       seed: args.seed,
       onStep,
-      ...request?.guidance,
+      ...guidance,
       ...(preview ? { intermediates: 'x0' as const } : {}),
     });
   } catch (err) {
