@@ -84,8 +84,8 @@ def main() -> None:
         x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
         pred = predicted_labels(model, x)
         hit = (pred == wanted)
-        entry['accuracy'] = float(hit.float().mean())
-        entry['accuracy_per_class'] = [float(hit[c * k:(c + 1) * k].float().mean()) for c in range(NUM_CLASSES)]
+        entry['accuracy'] = float(hit.double().mean())
+        entry['accuracy_per_class'] = [float(hit[c * k:(c + 1) * k].double().mean()) for c in range(NUM_CLASSES)]
         confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
         confusion.index_put_((wanted, pred), torch.ones_like(pred), accumulate=True)
         entry['confusion'] = confusion.tolist()  # [requested][predicted]
