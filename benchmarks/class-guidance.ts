@@ -82,6 +82,7 @@ async function main(): Promise<void> {
     files: Record<string, FileScore>;
     train_reference_fd_per_class?: number[];
     test_images_per_class?: number;
+    test_images: { n: number; accuracy: number; accuracy_per_class: number[] };
     seconds: number;
   };
   const score = (f: { file: string }) => scores.files[basename(f.file)];
@@ -101,11 +102,16 @@ async function main(): Promise<void> {
     '',
     table(
       ['guidance', 'all', ...short, 'sampling s'],
-      files.map((f) => [String(f.g), `**${pct(score(f).accuracy)}**`, ...score(f).accuracy_per_class.map(pct), f.seconds.toFixed(1)]),
+      [
+        ...files.map((f) => [String(f.g), `**${pct(score(f).accuracy)}**`, ...score(f).accuracy_per_class.map(pct), f.seconds.toFixed(1)]),
+        [`real test images (${scores.test_images.n})`, pct(scores.test_images.accuracy), ...scores.test_images.accuracy_per_class.map(pct), ''],
+      ],
     ),
     '',
     'Guidance 0 samples the unconditional model (the null class), 1 the conditional model alone; larger scales push ' +
-      'samples towards what the network considers typical of the class, at the cost of variety (see the FD per class).',
+      'samples towards what the network considers typical of the class, at the cost of variety' +
+      `${fd ? ' (see the FD per class)' : ''}. The last row is the classifier on the real test images: its own ` +
+      'recall per class (shirts are its weak class), for scale.',
   ];
   if (fd && scores.train_reference_fd_per_class) {
     const ref = scores.train_reference_fd_per_class;
@@ -134,6 +140,7 @@ async function main(): Promise<void> {
     join(outDir, 'class-guidance.json'),
     JSON.stringify({ command: cmd, model: relative(ROOT, modelPath), perClass, steps, seed, solver: solverName, classes,
       rows: files.map((f) => ({ guidance: f.g, nfe: f.nfe, seconds: f.seconds, ...score(f) })),
+      testImages: scores.test_images,
       trainReferenceFdPerClass: scores.train_reference_fd_per_class }, null, 1) + '\n',
   );
   process.stdout.write(md.join('\n'));

@@ -3,7 +3,8 @@
 (models/fmnist_classifier.pt, the one benchmarks/fid.py uses):
 
   - accuracy: the share of samples whose classifier label (argmax of the logits) is the
-    class they were sampled for, overall and per class, with the confusion counts;
+    class they were sampled for, overall and per class, with the confusion counts, and the
+    same share on the 10 000 real test images (the classifier's own recall per class);
   - optionally (--fd-per-class) the Frechet distance of the classifier's penultimate features
     (fid.py's method) between the samples of each class and the test images of that class
     (1000 per class), and, as the value a perfect generator would get with the same number of
@@ -61,9 +62,14 @@ def main() -> None:
     wanted = torch.arange(NUM_CLASSES).repeat_interleave(k)
     results = {'classifier': os.path.basename(args.classifier), 'per_class': k, 'files': {}}
 
+    # The same measure on the real test images: what the classifier itself gets right.
+    test_x, test_y = read_images('t10k'), read_labels('t10k')
+    test_hit = predicted_labels(model, test_x) == test_y
+    results['test_images'] = {'n': int(test_y.shape[0]), 'accuracy': float(test_hit.double().mean()),
+                              'accuracy_per_class': [float(test_hit[test_y == c].double().mean())
+                                                     for c in range(NUM_CLASSES)]}
     ref = None
     if args.fd_per_class:
-        test_x, test_y = read_images('t10k'), read_labels('t10k')
         train_x, train_y = read_images('train'), read_labels('train')
         g = torch.Generator().manual_seed(0)
         ref = []
