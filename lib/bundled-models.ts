@@ -6,6 +6,7 @@
  *   const { path, card } = bundledModels.fmnist;
  *   const sampler = new Sampler({ model: await loadModel(path), schedule: card.schedule, steps: 12 });
  *   await sampler.sample({ shape: [4, ...card.shape!], seed: 0 });
+ *   // bundledModels.fmnistCond: class-conditional, with classGuidance(card, ['sneaker', ...], 3)
  */
 import * as path from 'path';
 import { readModelCard, type ModelCard } from './model-card';
@@ -21,6 +22,11 @@ export interface BundledModel {
 export interface BundledModels {
   /** Fashion-MNIST noise-prediction UNet, 28x28 grayscale, discrete linear schedule (models/README.md). */
   readonly fmnist: BundledModel;
+  /**
+   * Class-conditional Fashion-MNIST UNet for classifier-free guidance: forward(x, t, cond) with
+   * cond one-hot over the 10 classes + the null class (card.conditioning; lib/class-cond.ts).
+   */
+  readonly fmnistCond: BundledModel;
 }
 
 const MODELS_DIR = path.resolve(__dirname, '..', 'models');
@@ -39,4 +45,7 @@ function bundled(file: string): BundledModel {
 }
 
 /** The bundled models (the card of each is read on first access). */
-export const bundledModels: BundledModels = Object.freeze({ fmnist: bundled('fmnist_unet.pt') });
+export const bundledModels: BundledModels = Object.freeze({
+  fmnist: bundled('fmnist_unet.pt'),
+  fmnistCond: bundled('fmnist_cond_unet.pt'),
+});

@@ -51,7 +51,8 @@ samples. Any solver flag (or --preset none) turns the preset off; compilePlan's 
 then the paper's few-step recommendation (SciRE v1, multistep, order 3, NSR time steps).
 
 Flags:
-  --model <file.pt>     TorchScript model (default: the bundled models/fmnist_unet.pt)
+  --model <file.pt>     TorchScript model (default: the bundled models/fmnist_unet.pt; with --class
+                        or --classes the bundled class-conditional models/fmnist_cond_unet.pt)
   --card <file.json>    Model card (default: the model path with .json)
   --steps <int>         Solver steps, 1 to ${MAX_STEPS} (default 12); the NFE, except singlestep_fixed
                         (floor(steps/order)*order)
@@ -64,7 +65,12 @@ Flags:
                         (default nsr for scire, logsnr otherwise)
   --model-type <name>   ${list(MODEL_TYPES)} (default: the card's, else noise)
   --denoise-to-zero     Add a final data-prediction evaluation at the end time (+1 NFE)
-  -n, --samples <int>   Number of samples, >= 1 (default 64)
+  --class <name|index>  Sample this class of a class-conditional model (its card's "conditioning"),
+                        e.g. --class sneaker or --class 7
+  --classes             One row per class of a class-conditional model (-n samples per class)
+  --guidance <g>        Classifier-free guidance scale with --class / --classes: a finite number
+                        (default 3; 0: the unconditional model, 1: the conditional model alone)
+  -n, --samples <int>   Number of samples, >= 1 (default 64; per class with --classes, default 8)
   --shape <dims>        Shape of one sample, e.g. 1,28,28 (default: the card's)
   --seed <int>          Seed of the starting noise, same as torch.manual_seed (default 0)
   --device <name>       cpu | cuda | cuda:N (default cpu)
@@ -139,6 +145,12 @@ export interface SampleArgs {
   device: Device;
   dtype: DType;
   out: string;
+  /** --class as given (a name or an index; resolved against the model card). */
+  class?: string;
+  /** --classes: one row per class. */
+  classes: boolean;
+  /** --guidance (undefined: the default, 3, when a class is asked for). */
+  guidance?: number;
   /** Write a preview strip of the x0 predictions every K evaluations (undefined: none). */
   previewEvery?: number;
   /** Classifier guidance: the classifier file, the class (index or name, resolved with its card), the scale. */
@@ -220,6 +232,19 @@ export function device(value: string | undefined): DeviceName {
   return value as DeviceName;
 }
 
+function guidanceValue(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const g = Number(value);
+  if (value.trim() === '' || !Number.isFinite(g)) throw new UsageError(`--guidance must be a finite number (e.g. 3), got '${value}'`);
+  return g;
+}
+
+/** The default guidance scale of `scire sample --class` / `--classes`. */
+export const DEFAULT_GUIDANCE = 3;
+
+/** The default -n with --classes (samples per class). */
+export const DEFAULT_SAMPLES_PER_CLASS = 8;
+
 function out(value: string | undefined, fallback = 'samples.png'): string {
   if (value === undefined) return fallback;
   if (!/\.(png|npy)$/i.test(value)) throw new UsageError(`--out must name a .png or .npy file, got '${value}'`);
@@ -288,6 +313,8 @@ const SAMPLE_OPTIONS = {
   classifier: { type: 'string' },
   class: { type: 'string' },
   'classifier-scale': { type: 'string' },
+  classes: { type: 'boolean' },
+  guidance: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -311,12 +338,28 @@ function parseSample(args: string[]): SampleArgs {
   if (positionals.length > 0) throw new UsageError(`scire sample takes no positional arguments, got '${positionals[0]}'`);
   const order = integer('order', values.order, 1);
   if (order !== undefined && order > 3) throw new UsageError(`--order must be 1, 2 or 3, got '${values.order}'`);
+  const classes = values.classes === true;
+  if (classes && values.class !== undefined) {
+    throw new UsageError(`--class and --classes exclude each other (--class ${values.class}: one class; --classes: a row per class)`);
+  }
+  if (values.class !== undefined && values.class.trim() === '') {
+    throw new UsageError(`--class must be a class name or index of the model's card, got ''`);
+  }
+  const guidance = guidanceValue(values.guidance);
+  if (guidance !== undefined && values.class === undefined && !classes) {
+    throw new UsageError(`--guidance ${values.guidance} needs --class <name|index> or --classes (guidance steers towards a class)`);
+  }
+  // --class is the classifier's label with --classifier (classifier guidance), else the class of
+  // a class-conditional model (classifier-free guidance, --guidance).
   if (values.classifier === undefined) {
-    for (const flag of ['class', 'classifier-scale'] as const) {
-      if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --classifier <file.pt> (a noise-aware classifier)`);
+    if (values['classifier-scale'] !== undefined) throw new UsageError('--classifier-scale needs --classifier <file.pt> (a noise-aware classifier)');
+  } else {
+    if (values.class === undefined) throw new UsageError('--classifier needs --class <name|int>: the class to guide the samples toward');
+    if (guidance !== undefined) {
+      throw new UsageError(
+        `--guidance ${values.guidance} is classifier-free guidance of a class-conditional model; with --classifier the scale is --classifier-scale`,
+      );
     }
-  } else if (values.class === undefined) {
-    throw new UsageError('--classifier needs --class <name|int>: the class to guide the samples toward');
   }
   return {
     command: 'sample',
@@ -332,7 +375,7 @@ function parseSample(args: string[]): SampleArgs {
     skip: choice('skip', SKIP_TYPES, values.skip),
     modelType: choice('model-type', MODEL_TYPES, values['model-type']),
     denoiseToZero: values['denoise-to-zero'] === true,
-    samples: integer('samples', values.samples, 1) ?? 64,
+    samples: integer('samples', values.samples, 1) ?? (classes ? DEFAULT_SAMPLES_PER_CLASS : 64),
     shape: shapeValue(values.shape),
     seed: seedValue(values.seed),
     device: device(values.device),
@@ -342,6 +385,9 @@ function parseSample(args: string[]): SampleArgs {
     classifier: values.classifier,
     classLabel: values.class,
     classifierScale: finiteValue('classifier-scale', values['classifier-scale']),
+    class: values.class,
+    classes,
+    guidance,
     quiet: values.quiet === true,
   };
 }

@@ -11,8 +11,20 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { classGuidance, resolveClass, type ClassGuidance } from './class-cond';
 import { compilePlan } from './compile';
-import { INFO_USAGE, INPAINT_USAGE, SAMPLE_USAGE, USAGE, UsageError, parseCommandLine, reportCliError, type InfoArgs, type SampleArgs } from './cli-args';
+import {
+  DEFAULT_GUIDANCE,
+  INFO_USAGE,
+  INPAINT_USAGE,
+  SAMPLE_USAGE,
+  USAGE,
+  UsageError,
+  parseCommandLine,
+  reportCliError,
+  type InfoArgs,
+  type SampleArgs,
+} from './cli-args';
 import { runInpaint } from './cli-inpaint';
 import { encodeNpy, encodePng, toImageGrid, toUnitRange } from './image-io';
 import { DEFAULT_MAX_ELEMENTS } from './limits';
@@ -27,6 +39,8 @@ import { Sampler, type SampleResult, type SampleStepEvent } from './sampler';
 /** The package root (dist/cli.js and lib/cli.ts both sit one level below it). */
 const PACKAGE_ROOT = path.resolve(__dirname, '..');
 export const DEFAULT_MODEL = path.join(PACKAGE_ROOT, 'models', 'fmnist_unet.pt');
+/** The model of `--class` / `--classes` without --model: the bundled class-conditional one. */
+export const DEFAULT_COND_MODEL = path.join(PACKAGE_ROOT, 'models', 'fmnist_cond_unet.pt');
 
 function packageVersion(): string {
   try {
@@ -49,11 +63,11 @@ function checkOutputFits(file: string, sampleShape: number[]): void {
   }
 }
 
-/** Writes the batch: a PNG grid for [n, 1|3, h, w] samples, raw float32 for .npy. */
-function writeSamples(file: string, result: SampleResult, card: ModelCard): void {
+/** Writes the batch: a PNG grid for [n, 1|3, h, w] samples (cols per row, default square), raw float32 for .npy. */
+function writeSamples(file: string, result: SampleResult, card: ModelCard, cols?: number): void {
   const bytes = /\.npy$/i.test(file)
     ? encodeNpy(result.data, result.shape)
-    : encodePng(toImageGrid(toUnitRange(result.data, card.dataRange), result.shape));
+    : encodePng(toImageGrid(toUnitRange(result.data, card.dataRange), result.shape, { cols }));
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   fs.writeFileSync(file, bytes);
 }
@@ -100,26 +114,94 @@ class PreviewStrip {
   }
 }
 
+/** What a run samples: the class of each sample (class-conditional models) and the guidance. */
+interface ClassRequest {
+  /** cond / uncond / guidanceScale for Sampler.sample (built after the request-size check). */
+  guidance: () => ClassGuidance;
+  /** Total samples (-n, or -n per class with --classes). */
+  total: number;
+  /** PNG columns (-n per row with --classes). */
+  cols?: number;
+  /** For the summary line. */
+  text: string;
+}
+
+/**
+ * --class / --classes against the card: the cond rows of every sample. A class-conditional
+ * model sampled without either gets the null class (its unconditional model); --class on a
+ * model without "conditioning" in its card is a usage error naming the card.
+ */
+function classRequest(args: SampleArgs, card: ModelCard, modelPath: string): ClassRequest | undefined {
+  const conditioning = card.conditioning;
+  const flag = args.classes ? '--classes' : args.class !== undefined ? `--class ${args.class}` : undefined;
+  if (flag === undefined) {
+    if (!conditioning) return undefined;
+    return {
+      guidance: () => classGuidance(conditioning, new Array<null>(args.samples).fill(null), 1),
+      total: args.samples,
+      text: 'no class (null class: unconditional)',
+    };
+  }
+  if (!conditioning) {
+    throw new UsageError(
+      `${flag}: the model ${modelPath} is not class-conditional (its card ${card.file} has no "conditioning" ` +
+        'with class names); use a class-conditional model such as the bundled models/fmnist_cond_unet.pt',
+    );
+  }
+  const g = args.guidance ?? DEFAULT_GUIDANCE;
+  const { classes } = conditioning;
+  if (args.classes) {
+    return {
+      guidance: () => classGuidance(conditioning, classes.flatMap((_, k) => new Array<number>(args.samples).fill(k)), g),
+      total: classes.length * args.samples,
+      cols: args.samples,
+      text: `one row per class (${classes.join(', ')}), guidance ${g}`,
+    };
+  }
+  let k: number;
+  try {
+    k = resolveClass(conditioning, args.class!, '--class');
+  } catch {
+    throw new UsageError(
+      `--class must be a class index 0..${classes.length - 1} or a class name of the model's card ` +
+        `(${classes.join(' | ')}), got '${args.class}'`,
+    );
+  }
+  return {
+    guidance: () => classGuidance(conditioning, new Array<number>(args.samples).fill(k), g),
+    total: args.samples,
+    text: `class ${k} (${classes[k]}), guidance ${g}`,
+  };
+}
+
 async function runSample(args: SampleArgs): Promise<void> {
-  const modelPath = args.model ?? DEFAULT_MODEL;
+  // --class names the classifier's label with --classifier (classifier guidance of an
+  // unconditional model), else the class of a class-conditional model (classifier-free guidance).
+  const wantsClass = args.classifier === undefined && (args.classes || args.class !== undefined);
+  const modelPath = args.model ?? (wantsClass ? DEFAULT_COND_MODEL : DEFAULT_MODEL);
   if (!fs.existsSync(modelPath)) {
     throw new Error(
-      args.model === undefined
-        ? `The bundled model ${modelPath} is missing (run "npm run demo" from a full checkout, or pass --model)`
-        : `--model ${modelPath}: no such file`,
+      args.model !== undefined
+        ? `--model ${modelPath}: no such file`
+        : wantsClass
+          ? `The bundled class-conditional model ${modelPath} is not in this package: pass --model with a ` +
+            'class-conditional model (a card with "conditioning"; models/README.md tells how to train one)'
+          : `The bundled model ${modelPath} is missing (run "npm run demo" from a full checkout, or pass --model)`,
     );
   }
   const card = readModelCard(modelPath, args.card);
+  const request = classRequest(args.classifier === undefined ? args : { ...args, class: undefined }, card, modelPath);
+  const total = request?.total ?? args.samples;
   const sampleShape = args.shape ?? card.shape;
   if (!sampleShape) {
     throw new UsageError(`the model card ${card.file} gives no sample shape: pass --shape (e.g. --shape 1,28,28)`);
   }
   checkOutputFits(args.out, sampleShape);
   if (args.previewEvery !== undefined) checkOutputFits(previewPath(args.out), sampleShape);
-  const elements = args.samples * sampleShape.reduce((a, b) => a * b, 1);
+  const elements = total * sampleShape.reduce((a, b) => a * b, 1);
   if (elements > DEFAULT_MAX_ELEMENTS) {
     throw new UsageError(
-      `-n ${args.samples} samples of shape [${sampleShape.join(', ')}] are ${elements} values, ` +
+      `${args.classes ? `-n ${args.samples} per class (${total} samples)` : `-n ${args.samples} samples`} of shape [${sampleShape.join(', ')}] are ${elements} values, ` +
         `more than the ${DEFAULT_MAX_ELEMENTS} one run may hold: sample fewer at a time`,
     );
   }
@@ -155,6 +237,7 @@ async function runSample(args: SampleArgs): Promise<void> {
       throw err;
     }
   }
+  const guidance = request?.guidance();
   const model = await loadModel(modelPath, { device: args.device, dtype: args.dtype });
   // The classifier runs in float32 whatever --dtype (its gradient steers every step).
   const classifier = args.classifier === undefined ? undefined : await loadModel(args.classifier, { device: args.device });
@@ -165,7 +248,7 @@ async function runSample(args: SampleArgs): Promise<void> {
   });
 
   const progress = args.quiet ? undefined : new ProgressReporter(process.stderr);
-  const preview = args.previewEvery === undefined ? undefined : new PreviewStrip(args.previewEvery, sampleShape, args.samples);
+  const preview = args.previewEvery === undefined ? undefined : new PreviewStrip(args.previewEvery, sampleShape, total);
   const onStep =
     progress || preview
       ? (ev: SampleStepEvent) => {
@@ -176,9 +259,10 @@ async function runSample(args: SampleArgs): Promise<void> {
   let result: SampleResult;
   try {
     result = await sampler.sample({
-      shape: [args.samples, ...sampleShape],
+      shape: [total, ...sampleShape],
       seed: args.seed,
       onStep,
+      ...guidance,
       ...(preview ? { intermediates: 'x0' as const } : {}),
       ...(classLabel !== undefined ? { classLabels: classLabel } : {}),
     });
@@ -189,7 +273,7 @@ async function runSample(args: SampleArgs): Promise<void> {
   } finally {
     progress?.finish();
   }
-  writeSamples(args.out, result, card);
+  writeSamples(args.out, result, card, request?.cols);
   if (preview) preview.write(previewPath(args.out), card.dataRange);
 
   const seconds = result.timings.totalMs / 1000;
@@ -198,12 +282,13 @@ async function runSample(args: SampleArgs): Promise<void> {
     .filter((v) => v !== undefined && v !== null)
     .join(' ') + (result.solver.preset ? ` [preset auto: ${result.solver.presetRow?.name}]` : '');
   process.stdout.write(
-    `${args.samples} samples [${sampleShape.join(', ')}] -> ${args.out}: NFE ${result.nfe}, ` +
-      `${seconds.toFixed(2)} s, ${(args.samples / seconds).toFixed(1)} samples/s ` +
+    `${total} samples [${sampleShape.join(', ')}] -> ${args.out}: NFE ${result.nfe}, ` +
+      `${seconds.toFixed(2)} s, ${(total / seconds).toFixed(1)} samples/s ` +
       `(${solver}; seed ${String(args.seed)}; ${args.device} ${args.dtype}` +
       (classLabel !== undefined ? `; classifier guidance: class ${classLabel}, scale ${args.classifierScale ?? 1}` : '') +
       ')\n',
   );
+  if (request) process.stdout.write(`${request.text}\n`);
   if (preview) {
     process.stdout.write(`preview of x0 at NFE ${preview.nfes.join(', ')} -> ${previewPath(args.out)}\n`);
   }

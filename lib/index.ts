@@ -53,3 +53,6 @@ export { QueueFullError } from './serving/queue';
 export type { QueueStats, QueueTotals, RunningBatchStats } from './serving/queue';
 export type { BatchingOptions } from './serving/options';
 export { DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT_MS } from './serving/options';
+export { classGuidance, resolveClass, oneHotRows, conditioningOf } from './class-cond';
+export type { ClassGuidance } from './class-cond';
+export type { ClassConditioning } from './model-card';

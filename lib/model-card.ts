@@ -11,6 +11,14 @@
  *                   "betaStart": 0.0001, "betaEnd": 0.02, "numSteps": 1000 }
  *   }
  *
+ * A class-conditional model (forward(x, t, cond)) states how cond is built:
+ *
+ *     "conditioning": { "kind": "one-hot", "size": 11, "nullIndex": 10,
+ *                       "classes": ["t-shirt/top", "trouser", ...] }
+ *
+ * cond row b is the one-hot row of class k (0 <= k < classes.length) or of nullIndex (no
+ * class: the uncond input of classifier-free guidance); see lib/class-cond.ts.
+ *
  * schedule kinds: discrete ({ betaSchedule, betaStart?, betaEnd?, numSteps? } or
  * { betas } or { alphasCumprod }), linear ({ beta0?, beta1? }), cosine ({}), edm
  * ({ sigmaMin?, sigmaMax? }).
@@ -36,6 +44,30 @@ export interface ModelCard {
   /** [low, high] of the data, when the card states it. */
   dataRange?: [number, number];
   name?: string;
+  /** How a class-conditional model's cond input is built, when the card says so. */
+  conditioning?: ClassConditioning;
+}
+
+/** The card's "conditioning": one-hot class rows of `size` floats, `nullIndex` = no class. */
+export interface ClassConditioning {
+  kind: 'one-hot';
+  /** Floats per cond row (classes.length + 1: the classes and the null class). */
+  size: number;
+  /** Class names, in index order. */
+  classes: string[];
+  /** The index whose one-hot row means "no class" (the uncond input of guidance). */
+  nullIndex: number;
+}
+
+function conditioningFromCard(spec: Record<string, unknown>): ClassConditioning {
+  const kind = expectOneOf('conditioning.kind', ['one-hot'] as const, spec.kind);
+  if (!Array.isArray(spec.classes) || spec.classes.length === 0 || spec.classes.some((c) => typeof c !== 'string' || c.trim() === '')) {
+    throw invalidType('conditioning.classes', 'a non-empty array of class names (non-empty strings)', spec.classes);
+  }
+  const classes = spec.classes as string[];
+  const size = expectInteger('conditioning.size', spec.size, { min: classes.length + 1, max: classes.length + 1 });
+  const nullIndex = expectInteger('conditioning.nullIndex', spec.nullIndex, { min: classes.length, max: size - 1 });
+  return { kind, size, classes: [...classes], nullIndex };
 }
 
 const MODEL_TYPES: readonly ModelType[] = ['noise', 'x_start', 'v', 'score'];
@@ -125,7 +157,9 @@ export function parseModelCard(card: unknown, file: string): ModelCard {
       dataRange = [r[0], r[1]];
     }
     const name = typeof obj.name === 'string' ? obj.name : undefined;
-    return { file, modelType, schedule, shape, dataRange, name };
+    const conditioning =
+      obj.conditioning === undefined ? undefined : conditioningFromCard(expectObject('conditioning', obj.conditioning));
+    return { file, modelType, schedule, shape, dataRange, name, ...(conditioning ? { conditioning } : {}) };
   } catch (err) {
     if (err instanceof Error) err.message = `Invalid model card ${file}: ${err.message}`;
     throw err;

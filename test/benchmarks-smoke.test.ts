@@ -18,6 +18,7 @@ const VITE_NODE = join(ROOT, 'node_modules', '.bin', 'vite-node');
 const OUT = mkdtempSync(join(tmpdir(), 'scire-bench-smoke-'));
 const FMNIST_UNET = join(ROOT, 'models', 'fmnist_unet.pt');
 const CLASSIFIER = join(ROOT, 'models', 'fmnist_classifier.pt');
+const FMNIST_COND = join(ROOT, 'models', 'fmnist_cond_unet.pt');
 
 function runScript(script: string, args: string[]): string {
   return execFileSync(VITE_NODE, [join(ROOT, 'benchmarks', script), '--', ...args, '--tiny', '--out', OUT], {
@@ -127,5 +128,30 @@ describe('benchmark scripts on tiny settings', () => {
     expect(res.files.length).toBe(1);
     for (const f of res.files) expect(f.fd).toBeGreaterThan(0);
     expect(res.trainReference.fd).toBeGreaterThan(0);
+  }, 180_000);
+
+  it.skipIf(!existsSync(FMNIST_COND) || !existsSync(CLASSIFIER))('class-guidance.ts samples every class per guidance scale and scores them', () => {
+    runScript('class-guidance.ts', ['--fd']);
+    const res = JSON.parse(readFileSync(join(OUT, 'class-guidance.json'), 'utf8')) as {
+      perClass: number;
+      rows: Array<{ guidance: number; nfe: number; n: number; accuracy: number; accuracy_per_class: number[]; confusion: number[][]; fd_per_class: number[] }>;
+      trainReferenceFdPerClass: number[];
+      testImages: { n: number; accuracy: number; accuracy_per_class: number[] };
+    };
+    expect(res.rows.map((r) => r.guidance)).toEqual([0, 3]);
+    for (const r of res.rows) {
+      expect([r.n, r.nfe]).toEqual([10 * res.perClass, 3]);
+      // Every requested class has perClass samples in its confusion row; the hits are the diagonal.
+      expect(r.confusion.map((row) => row.reduce((a, b) => a + b, 0))).toEqual(new Array(10).fill(res.perClass));
+      const hits = r.confusion.reduce((a, row, k) => a + row[k], 0);
+      expect(r.accuracy).toBeCloseTo(hits / r.n, 12);
+      expect(r.fd_per_class).toHaveLength(10);
+      for (const fd of r.fd_per_class) expect(fd).toBeGreaterThan(0);
+    }
+    expect(res.trainReferenceFdPerClass).toHaveLength(10);
+    // The classifier on the real test images: 88.03 % (models/fmnist_classifier.json).
+    expect(res.testImages.n).toBe(10000);
+    expect(res.testImages.accuracy).toBeCloseTo(0.8803, 4);
+    expect(readFileSync(join(OUT, 'class-guidance.md'), 'utf8')).toMatch(/\| guidance \| all \| t-shirt \| trouser \|/);
   }, 180_000);
 });

@@ -95,7 +95,12 @@ describe('classifier guidance on the bundled Fashion-MNIST model', () => {
   it('parses --classifier, --class, --classifier-scale; each needs the others as documented', () => {
     const a = parseCommandLine(['sample', '--classifier', 'c.pt', '--class', 'sneaker', '--classifier-scale', '-2.5']) as SampleArgs;
     expect([a.classifier, a.classLabel, a.classifierScale]).toEqual(['c.pt', 'sneaker', -2.5]);
-    expect(() => parseCommandLine(['sample', '--class', '3'])).toThrow(/--class needs --classifier/);
+    // Without --classifier, --class is the class of a class-conditional model (classifier-free guidance).
+    const cfg = parseCommandLine(['sample', '--class', '3']) as SampleArgs;
+    expect([cfg.classifier, cfg.class]).toEqual([undefined, '3']);
+    expect(() => parseCommandLine(['sample', '--classifier', 'c.pt', '--class', '1', '--guidance', '3'])).toThrow(
+      /with --classifier the scale is --classifier-scale/,
+    );
     expect(() => parseCommandLine(['sample', '--classifier-scale', '3'])).toThrow(/--classifier-scale needs --classifier/);
     expect(() => parseCommandLine(['sample', '--classifier', 'c.pt'])).toThrow(/--classifier needs --class/);
     expect(() => parseCommandLine(['sample', '--classifier', 'c.pt', '--class', '1', '--classifier-scale', 'x'])).toThrow(UsageError);
