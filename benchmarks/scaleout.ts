@@ -283,9 +283,15 @@ async function main(): Promise<void> {
     const card = readModelCard(modelPath);
     const local = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps, batching: true });
     for (const c of configs) pools.push(await startPool(cli, redis.url, c.workers, c.threads, { steps, inflight, model: modelPath, device, maxWaitMs: args.get('max-wait-ms') }));
-    // Warm-up: every worker loads and runs a few batches; the local Sampler too.
+    // Warm-up: every worker loads and runs batches of every size 1..inflight (the TorchScript
+    // executor optimises a graph per new input shape, which made the first timed run of a pool
+    // up to 1.4x slower than the later ones); the local Sampler too.
     await runLocal(local, inflight * 2, inflight, 1e6);
-    for (const p of pools) await runJobs(p, p.workers * inflight * 2, 1e6, redis.port);
+    for (const p of pools) {
+      for (let k = 1; k <= inflight; k++) await runJobs(p, p.workers * k, 1e6 + 100 * k, redis.port);
+      await runJobs(p, p.workers * inflight * 2, 1e6, redis.port);
+    }
+    for (let k = 1; k < inflight; k++) await runLocal(local, k, k, 1e6 + 100 * k);
 
     const runs = new Map<string, Run[]>();
     for (let r = 0; r < reps; r++) {

@@ -6,11 +6,12 @@
  *
  * For each background load (L busy-looping processes, each in its own session, standing in for
  * the other tenants of a shared machine) and each configuration (intra-op threads 1 or 2, and
- * OMP_WAIT_POLICY ACTIVE = the OpenMP default behaviour of spinning between parallel regions,
- * or PASSIVE = what scire-solver sets unless the environment says otherwise), a fresh child
- * process loads the model, warms up with one sample, then times `reps` sample() calls of
- * [batch, 1, 28, 28] with `steps` steps. Configurations run in turns, each rep alternating,
- * so every configuration sees the same load. Prints medians (and min/max) and the ratio to
+ * the OpenMP wait policy: libgomp's default, ACTIVE, a short GOMP_SPINCOUNT, or PASSIVE = what
+ * scire-solver sets unless the environment says otherwise), a fresh child
+ * process loads the model, warms up with one sample, then times one sample() call of
+ * [batch, 1, 28, 28] with `steps` steps and exits; `reps` such children per configuration,
+ * configurations in turns (order alternating per rep), only one child alive at a time (an idle
+ * child whose OpenMP threads spin would load the machine for the others). Prints medians (and min/max) and the ratio to
  * 1 thread PASSIVE under the same load.
  */
 import { spawn, spawnSync } from 'child_process';
@@ -35,11 +36,16 @@ for (const [k, v] of [['reps', REPS], ['batch', BATCH], ['steps', STEPS]]) {
 }
 if (LOADS.some((l) => !Number.isInteger(l) || l < 0 || l > 64)) throw new RangeError(`--load must list integers in [0, 64] (got ${opt('load')})`);
 
+// policy: OMP_WAIT_POLICY ('' = unset: libgomp's own default, idle threads spin for a while
+// (GOMP_SPINCOUNT 300000) before they sleep); spin: GOMP_SPINCOUNT when given.
 const CONFIGS = [
   { threads: 1, policy: 'PASSIVE' },
+  { threads: 2, policy: '' },
   { threads: 2, policy: 'ACTIVE' },
+  { threads: 2, policy: '', spin: '10000' },
   { threads: 2, policy: 'PASSIVE' },
 ];
+const label = (c) => (c.policy || 'unset') + (c.spin ? `, GOMP_SPINCOUNT=${c.spin}` : '');
 
 /** One child: load, warm up, time one sample() (the child is reused across reps via stdin lines). */
 const CHILD = `
@@ -63,6 +69,11 @@ const readline = require('readline');
 
 function startChild(c) {
   const env = { ...process.env, SCIRE_INTRA_OP_THREADS: String(c.threads), OMP_WAIT_POLICY: c.policy };
+  // '' is not "unset" for scire-solver's loader (it sets PASSIVE when the variable is missing or
+  // empty), so the unset case is spelled out as the value libgomp reads as its default.
+  if (c.policy === '') env.OMP_WAIT_POLICY = 'unset-default';
+  if (c.spin) env.GOMP_SPINCOUNT = c.spin;
+  else delete env.GOMP_SPINCOUNT;
   const child = spawn(process.execPath, ['-e', CHILD], { env, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = [];
   const waiters = [];
@@ -81,7 +92,7 @@ function startChild(c) {
   const next = () => new Promise((resolve, reject) => {
     if (lines.length) return resolve(lines.shift());
     waiters.push(resolve);
-    child.once('exit', (code) => reject(new Error(`child (${c.threads} threads, ${c.policy}) exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`child (${c.threads} threads, ${label(c)}) exited with ${code}`)));
   });
   return { child, next };
 }
@@ -97,23 +108,26 @@ const la0 = loadavg().map((x) => x.toFixed(1)).join(' / ');
 for (const load of LOADS) {
   const hogs = startLoad(load);
   try {
-    const children = CONFIGS.map((c) => ({ c, ...startChild(c), times: [] }));
-    for (const ch of children) {
-      const r = await ch.next();
-      if (r !== 'ready') throw new Error(`child said ${r}`);
-    }
+    // One child at a time: an idle child with ACTIVE threads keeps spinning and would load the
+    // machine for the others. Each rep starts a fresh child per configuration (alternating order).
+    const children = CONFIGS.map((c) => ({ c, times: [] }));
     for (let rep = 0; rep < REPS; rep++) {
       for (const ch of rep % 2 ? [...children].reverse() : children) {
-        ch.child.stdin.write('go\n');
-        ch.times.push(Number(await ch.next()));
+        const run = startChild(ch.c);
+        const r = await run.next();
+        if (r !== 'ready') throw new Error(`child said ${r}`);
+        run.child.stdin.write('go\n');
+        ch.times.push(Number(await run.next()));
+        const exited = new Promise((resolve) => run.child.once('exit', resolve));
+        run.child.stdin.end();
+        await exited;
       }
     }
-    for (const ch of children) ch.child.stdin.end();
     const base = median(children[0].times);
     for (const ch of children) {
       const m = median(ch.times);
-      rows.push({ load, threads: ch.c.threads, policy: ch.c.policy, median: m, min: Math.min(...ch.times), max: Math.max(...ch.times), ratio: m / base });
-      console.log(`load ${load}: ${ch.c.threads} thread(s) ${ch.c.policy}: median ${m.toFixed(0)} ms (${ch.times.map((t) => t.toFixed(0)).join(', ')}), ${(m / base).toFixed(2)}x 1 thread`);
+      rows.push({ load, threads: ch.c.threads, policy: label(ch.c), median: m, min: Math.min(...ch.times), max: Math.max(...ch.times), ratio: m / base });
+      console.log(`load ${load}: ${ch.c.threads} thread(s) ${label(ch.c)}: median ${m.toFixed(0)} ms (${ch.times.map((t) => t.toFixed(0)).join(', ')}), ${(m / base).toFixed(2)}x 1 thread`);
     }
   } finally {
     for (const h of hogs) h.kill('SIGKILL');
@@ -127,10 +141,11 @@ const lines = [
   `(${cpus()[0]?.model ?? '?'}), load average ${la0} at the start (1 / 5 / 15 min).`,
   `LibTorch ${spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(path.join(root, 'dist/native.js'))}).nativeBinding().buildInfo().torchVersion)`], { encoding: 'utf8' }).stdout.trim()}.`,
   '',
-  `One sample() of [${BATCH}, 1, 28, 28], ${STEPS} steps (SciRE v1 3M), per configuration: a child process with`,
-  'SCIRE_INTRA_OP_THREADS and OMP_WAIT_POLICY set, warmed up, then timed; configurations in turns. Background',
-  'load: busy-looping processes, each in its own session. ACTIVE is the OpenMP default behaviour (idle threads',
-  'spin between parallel regions); PASSIVE is what scire-solver sets when OMP_WAIT_POLICY is unset.',
+  `One sample() of [${BATCH}, 1, 28, 28], ${STEPS} steps (SciRE v1 3M), per configuration and rep: a fresh child process`,
+  'with SCIRE_INTRA_OP_THREADS and OMP_WAIT_POLICY set, warmed up, then timed; one child at a time, configurations in turns. Background',
+  'load: busy-looping processes, each in its own session. unset: libgomp\'s default (idle threads spin up to',
+  'GOMP_SPINCOUNT = 300000 times, then sleep); ACTIVE: they spin; PASSIVE: they sleep at once (what scire-solver',
+  'sets when OMP_WAIT_POLICY is unset); GOMP_SPINCOUNT=10000: a short spin.',
   '',
   '| background busy processes | threads | OMP_WAIT_POLICY | median ms | min - max ms | vs 1 thread |',
   '|---|---|---|---|---|---|',
