@@ -137,11 +137,12 @@ let ompWaitPolicySetBy: 'scire-solver' | 'environment' = 'environment';
 /**
  * OMP_WAIT_POLICY=PASSIVE unless the environment says otherwise, set before LibTorch (and with
  * it the OpenMP runtime, which reads its environment once, when it is loaded) comes into the
- * process. The default policy lets idle OpenMP threads spin for a while between parallel
- * regions; on a machine whose cores other processes share, the spinning threads take the CPU
- * the working ones need, and a forward with 2 intra-op threads took 5-15x longer than with 1
- * (docs/native.md, "Threads"). Passive threads sleep: a little wake-up latency per region,
- * no spinning. Exported for tests; called by the loader.
+ * process. The default policy lets idle OpenMP threads spin between parallel regions; on a
+ * machine whose cores other processes share, the spinning threads take the CPU the working ones
+ * need: with 2 busy processes beside it, a sample with 2 intra-op threads took 6.3x as long as
+ * with 1 thread and 11x as long as with 2 PASSIVE threads (docs/native.md, "OpenMP wait
+ * policy"). Passive threads sleep: a wake-up per parallel region (1.5x slower on an idle
+ * machine), no spinning. Exported for tests; called by the loader.
  */
 export function applyOpenMPDefaults(env: Record<string, string | undefined> = process.env): void {
   if (env.OMP_WAIT_POLICY === undefined || env.OMP_WAIT_POLICY === '') {
