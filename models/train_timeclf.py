@@ -26,7 +26,6 @@ Writes models/fmnist_timeclf.pt and models/fmnist_timeclf.json (test accuracy pe
 training time, steps, seed, command, hardware).
 """
 import argparse
-import gzip
 import json
 import math
 import os
@@ -39,24 +38,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fmnist_classifier import read_idx  # the IDX reader of the FD classifier's script (same folder)
+
 DATA_DIR = os.environ.get('FMNIST_DIR', '/usr/share/datasets/fashion-mnist')
 HERE = os.path.dirname(os.path.abspath(__file__))
 NUM_STEPS = 1000
 CLASS_NAMES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle-boot']
 EVAL_TIMES = [0, 250, 500, 750, 900, 999]
-
-
-def read_idx(path: str) -> np.ndarray:
-    """A gzipped IDX file (images: magic 2051, labels: 2049) as a uint8 array."""
-    with gzip.open(path, 'rb') as f:
-        raw = f.read()
-    magic = int.from_bytes(raw[:4], 'big')
-    if magic == 2051:
-        n, rows, cols = (int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big') for i in range(3))
-        return np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, rows, cols)
-    if magic == 2049:
-        return np.frombuffer(raw[8:], dtype=np.uint8)
-    raise ValueError(f'{path}: not an IDX image/label file (magic {magic})')
 
 
 def load_split(split: str) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -13,18 +13,10 @@ import { bundledModels } from '../lib/bundled-models';
 import { classGuidance } from '../lib/class-cond';
 import { loadModel } from '../lib/model';
 import { Sampler } from '../lib/sampler';
+import { relativeRms } from './support/native-gmm';
 
 const { path: MODEL, card } = bundledModels.fmnistCond;
 
-function relRms(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 describe('bundled class-conditional Fashion-MNIST model', () => {
   it('has a card with the 10 Fashion-MNIST classes and the null class 10', () => {
@@ -47,7 +39,7 @@ describe('bundled class-conditional Fashion-MNIST model', () => {
     expect(Buffer.from(t0.buffer).equals(Buffer.from(s0.buffer))).toBe(true);
     const [t3, s3] = [await run('trouser', 3), await run('sneaker', 3)];
     expect(t3.every(Number.isFinite) && s3.every(Number.isFinite)).toBe(true);
-    const diff = relRms(t3, s3);
+    const diff = relativeRms(t3, s3);
     console.log(`trouser vs sneaker at guidance 3, same noise: relative RMS difference ${diff.toFixed(3)}`);
     expect(diff).toBeGreaterThan(0.2);
     model.dispose();

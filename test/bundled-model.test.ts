@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { loadModel } from '../lib/model';
 import { Sampler } from '../lib/sampler';
 import { NoiseSchedule } from '../lib/schedule';
+import { relativeRms } from './support/native-gmm';
 
 const MODEL = path.join(__dirname, '..', 'models', 'fmnist_unet.pt');
 const SHAPE = [4, 1, 28, 28];
@@ -26,15 +27,6 @@ async function sampleWith(dtype: 'float32' | 'bfloat16'): Promise<Float32Array> 
   return out.data;
 }
 
-function relRms(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 describe('bundled Fashion-MNIST model', () => {
   it('samples in bfloat16 within the stated budget of float32, float32 reproducible', async () => {
@@ -43,7 +35,7 @@ describe('bundled Fashion-MNIST model', () => {
     expect(Buffer.from(again.buffer).equals(Buffer.from(f32.buffer))).toBe(true);
     const bf16 = await sampleWith('bfloat16');
     expect(bf16.every(Number.isFinite)).toBe(true);
-    const err = relRms(bf16, f32);
+    const err = relativeRms(bf16, f32);
     console.log(`bfloat16 vs float32 relative RMS at 6 steps: ${err.toExponential(2)}`);
     expect(err).toBeLessThan(BF16_REL_RMS_BUDGET);
     expect(err).toBeGreaterThan(0); // really ran in a different precision

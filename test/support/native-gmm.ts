@@ -28,6 +28,18 @@ export const GMM_FIXTURES: GmmFixture[] = [
 ];
 
 /** max_i |got_i - want_i| / max_i |want_i|: the error relative to the output's scale. */
+/** Relative RMS difference: sqrt(sum (got - want)^2 / sum want^2). */
+export function relativeRms(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  if (got.length !== want.length) throw new Error(`length ${got.length} != ${want.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
 export function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
   if (got.length !== want.length) throw new Error(`length ${got.length} != ${want.length}`);
   let num = 0;
