@@ -192,34 +192,48 @@ double TimeMedian(const at::Device& device, int iters, const std::function<void(
   return Median(ms);
 }
 
+// The options of the lincomb benchmarks: { terms (1..4), bytes (of one float32 tensor), device?, iters? }.
+struct BenchOptions {
+  int terms;
+  int64_t n;  // elements of one tensor
+  int iters;
+  at::Device device;
+};
+
+BenchOptions ReadBenchOptions(const Napi::CallbackInfo& info, const std::string& where) {
+  if (info.Length() < 1 || !info[0].IsObject()) throw TypeErrorFor(where, "options", "an object { terms, bytes, device?, iters? }");
+  const Napi::Object opts = info[0].As<Napi::Object>();
+  const Napi::Value termsV = opts.Get("terms");
+  const double terms = termsV.IsNumber() ? termsV.As<Napi::Number>().DoubleValue() : 0;
+  if (!(terms >= 1 && terms <= kernels::kMaxTerms) || std::floor(terms) != terms) {
+    throw RangeErrorFor(where, "terms", "must be an integer from 1 to 4");
+  }
+  const Napi::Value bytesV = opts.Get("bytes");
+  const double bytes = bytesV.IsNumber() ? bytesV.As<Napi::Number>().DoubleValue() : 0;
+  if (!(bytes >= 4 && bytes <= 4.0 * (1ull << 30)) || std::fmod(bytes, 4) != 0) {
+    throw RangeErrorFor(where, "bytes", "must be a multiple of 4 from 4 to 4 GiB (bytes of one float32 tensor)");
+  }
+  int iters = 20;
+  const Napi::Value itersV = opts.Get("iters");
+  if (!itersV.IsUndefined()) {
+    const double v = itersV.IsNumber() ? itersV.As<Napi::Number>().DoubleValue() : 0;
+    if (!(v >= 1 && v <= 100000) || std::floor(v) != v) throw RangeErrorFor(where, "iters", "must be an integer from 1 to 100000");
+    iters = static_cast<int>(v);
+  }
+  return {static_cast<int>(terms), static_cast<int64_t>(bytes / 4), iters, ReadDevice(opts, where)};
+}
+
 }  // namespace
 
 Napi::Value BenchLincombJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string where = "benchLincomb";
   return GuardJs(env, where, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsObject()) throw TypeErrorFor(where, "options", "an object { terms, bytes, device?, iters? }");
-    const Napi::Object opts = info[0].As<Napi::Object>();
-    const Napi::Value termsV = opts.Get("terms");
-    const double terms = termsV.IsNumber() ? termsV.As<Napi::Number>().DoubleValue() : 0;
-    if (!(terms >= 1 && terms <= kernels::kMaxTerms) || std::floor(terms) != terms) {
-      throw RangeErrorFor(where, "terms", "must be an integer from 1 to 4");
-    }
-    const Napi::Value bytesV = opts.Get("bytes");
-    const double bytes = bytesV.IsNumber() ? bytesV.As<Napi::Number>().DoubleValue() : 0;
-    if (!(bytes >= 4 && bytes <= 4.0 * (1ull << 30)) || std::fmod(bytes, 4) != 0) {
-      throw RangeErrorFor(where, "bytes", "must be a multiple of 4 from 4 to 4 GiB (bytes of one float32 tensor)");
-    }
-    int iters = 20;
-    const Napi::Value itersV = opts.Get("iters");
-    if (!itersV.IsUndefined()) {
-      const double v = itersV.IsNumber() ? itersV.As<Napi::Number>().DoubleValue() : 0;
-      if (!(v >= 1 && v <= 100000) || std::floor(v) != v) throw RangeErrorFor(where, "iters", "must be an integer from 1 to 100000");
-      iters = static_cast<int>(v);
-    }
-    const at::Device device = ReadDevice(opts, where);
-    const int64_t n = static_cast<int64_t>(bytes / 4);
-    const int k = static_cast<int>(terms);
+    const BenchOptions bench = ReadBenchOptions(info, where);
+    const at::Device device = bench.device;
+    const int64_t n = bench.n;
+    const int k = bench.terms;
+    const int iters = bench.iters;
     const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
 
     std::vector<kernels::Term> list;
@@ -257,7 +271,7 @@ Napi::Value BenchLincombJs(const Napi::CallbackInfo& info) {
 
     Napi::Object r = Napi::Object::New(env);
     r.Set("terms", k);
-    r.Set("bytes", bytes);
+    r.Set("bytes", static_cast<double>(n) * 4);
     r.Set("elements", static_cast<double>(n));
     r.Set("device", DeviceName(device));
     r.Set("iters", iters);
@@ -350,28 +364,11 @@ Napi::Value BenchMaskedLincombJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string where = "benchMaskedLincomb";
   return GuardJs(env, where, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsObject()) throw TypeErrorFor(where, "options", "an object { terms, bytes, device?, iters? }");
-    const Napi::Object opts = info[0].As<Napi::Object>();
-    const Napi::Value termsV = opts.Get("terms");
-    const double terms = termsV.IsNumber() ? termsV.As<Napi::Number>().DoubleValue() : 0;
-    if (!(terms >= 1 && terms <= kernels::kMaxTerms) || std::floor(terms) != terms) {
-      throw RangeErrorFor(where, "terms", "must be an integer from 1 to 4");
-    }
-    const Napi::Value bytesV = opts.Get("bytes");
-    const double bytes = bytesV.IsNumber() ? bytesV.As<Napi::Number>().DoubleValue() : 0;
-    if (!(bytes >= 4 && bytes <= 4.0 * (1ull << 30)) || std::fmod(bytes, 4) != 0) {
-      throw RangeErrorFor(where, "bytes", "must be a multiple of 4 from 4 to 4 GiB (bytes of one float32 tensor)");
-    }
-    int iters = 20;
-    const Napi::Value itersV = opts.Get("iters");
-    if (!itersV.IsUndefined()) {
-      const double v = itersV.IsNumber() ? itersV.As<Napi::Number>().DoubleValue() : 0;
-      if (!(v >= 1 && v <= 100000) || std::floor(v) != v) throw RangeErrorFor(where, "iters", "must be an integer from 1 to 100000");
-      iters = static_cast<int>(v);
-    }
-    const at::Device device = ReadDevice(opts, where);
-    const int64_t n = static_cast<int64_t>(bytes / 4);
-    const int k = static_cast<int>(terms);
+    const BenchOptions bench = ReadBenchOptions(info, where);
+    const at::Device device = bench.device;
+    const int64_t n = bench.n;
+    const int k = bench.terms;
+    const int iters = bench.iters;
     const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
     std::vector<kernels::Term> list;
     const float coefs[4] = {0.5f, -1.25f, 2.0f, 0.75f};
@@ -396,7 +393,7 @@ Napi::Value BenchMaskedLincombJs(const Napi::CallbackInfo& info) {
 
     Napi::Object r = Napi::Object::New(env);
     r.Set("terms", k);
-    r.Set("bytes", bytes);
+    r.Set("bytes", static_cast<double>(n) * 4);
     r.Set("device", DeviceName(device));
     r.Set("iters", iters);
     r.Set("threads", at::get_num_threads());
