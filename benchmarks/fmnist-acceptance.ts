@@ -14,11 +14,14 @@
  * Verdict per NFE: pooled ratio <= 1 ('better'), or <= 1 + noise (the larger of the seed spread and
  * the bootstrap's upper half-width: 'within noise'), else 'worse'.
  */
+import { createRequire } from 'node:module';
 import { readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { fixed, parseArgs, sci, table } from './support/markdown';
 import type { FmnistAccuracyResult, FmnistRow } from './support/fmnist-accuracy';
 import { isAcceptanceReference } from './support/report';
+// mulberry32, the project's small seeded generator (test/support/prng.cjs).
+const { prng } = createRequire(__filename)('../test/support/prng.cjs') as { prng: (seed: number) => () => number };
 
 /** Pooled RMS of a set of per-sample RMS errors (equal pixel counts): sqrt(mean of squares). */
 function pooledRms(perSample: number[], idx?: number[]): number {
@@ -26,18 +29,6 @@ function pooledRms(perSample: number[], idx?: number[]): number {
   let s = 0;
   for (const i of ix) s += perSample[i] ** 2;
   return Math.sqrt(s / ix.length);
-}
-
-/** Small deterministic generator for the bootstrap (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -87,7 +78,7 @@ function main(): void {
     const ratioOn = (idx?: number[]) => pooledRms(autoPs, idx) / Math.min(...refPs.map((r) => pooledRms(r.ps, idx)));
     const bestRef = refPs.reduce((a, b) => (pooledRms(b.ps) < pooledRms(a.ps) ? b : a));
     const pooled = ratioOn();
-    const next = rng(1234 + nfe);
+    const next = prng(1234 + nfe); // the bootstrap's resampling: seeded, reproducible
     const boots: number[] = [];
     for (let b = 0; b < 2000; b++) {
       const idx = autoPs.map(() => Math.floor(next() * autoPs.length));

@@ -223,6 +223,14 @@ BenchOptions ReadBenchOptions(const Napi::CallbackInfo& info, const std::string&
   return {static_cast<int>(terms), static_cast<int64_t>(bytes / 4), iters, ReadDevice(opts, where)};
 }
 
+// The benchmarks' k input terms: n uniform values each, fixed coefficients.
+std::vector<kernels::Term> BenchTerms(int k, int64_t n, const at::TensorOptions& f32) {
+  std::vector<kernels::Term> list;
+  const float coefs[4] = {0.5f, -1.25f, 2.0f, 0.75f};
+  for (int i = 0; i < k; ++i) list.push_back({coefs[i], at::rand({n}, f32)});
+  return list;
+}
+
 }  // namespace
 
 Napi::Value BenchLincombJs(const Napi::CallbackInfo& info) {
@@ -236,9 +244,7 @@ Napi::Value BenchLincombJs(const Napi::CallbackInfo& info) {
     const int iters = bench.iters;
     const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
 
-    std::vector<kernels::Term> list;
-    const float coefs[4] = {0.5f, -1.25f, 2.0f, 0.75f};
-    for (int i = 0; i < k; ++i) list.push_back({coefs[i], at::rand({n}, f32)});
+    const std::vector<kernels::Term> list = BenchTerms(k, n, f32);
     at::Tensor out = at::empty({n}, f32);
     at::Tensor copyDst = at::empty({n}, f32);
 
@@ -370,9 +376,7 @@ Napi::Value BenchMaskedLincombJs(const Napi::CallbackInfo& info) {
     const int k = bench.terms;
     const int iters = bench.iters;
     const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
-    std::vector<kernels::Term> list;
-    const float coefs[4] = {0.5f, -1.25f, 2.0f, 0.75f};
-    for (int i = 0; i < k; ++i) list.push_back({coefs[i], at::rand({n}, f32)});
+    const std::vector<kernels::Term> list = BenchTerms(k, n, f32);
     const kernels::KnownRegion known{at::rand({n}, f32).round(), at::rand({n}, f32), at::randn({n}, f32)};
     const float a = 0.9f, s = 0.3f;
     at::Tensor out = at::empty({n}, f32);
