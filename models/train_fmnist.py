@@ -445,7 +445,8 @@ def init_from(model: NoisePredictor, path: str) -> None:
 
     Every tensor of the source must exist in `model` with the same shape; the only tensor
     allowed to be missing from the source is the class embedding, which then stays zero,
-    so a conditional network starts as the unconditional source model."""
+    so a conditional network starts as the unconditional source model. A conditional source for
+    an unconditional model starts it as the source's null-class branch."""
     if path.endswith('.pt') and not os.path.basename(path) in ('last.pt', 'ema.pt'):
         try:
             source = torch.jit.load(path, map_location='cpu').state_dict()
@@ -453,6 +454,15 @@ def init_from(model: NoisePredictor, path: str) -> None:
             source = torch.load(path, map_location='cpu')['ema']
     else:
         source = torch.load(path, map_location='cpu')['ema']
+    if 'net.label_embed.weight' in source and model.net.cond_dim == 0:
+        # A conditional source for an unconditional model: its null-class branch. The class
+        # embedding of the null class is a constant added to the time embedding, i.e. to the
+        # bias of the time MLP's last layer: folded there, the (x, t) network is exactly the
+        # conditional model at the null class.
+        source = dict(source)
+        null_column = source.pop('net.label_embed.weight')[:, NULL_CLASS]
+        source['net.time_embed.mlp.2.bias'] = source['net.time_embed.mlp.2.bias'] + null_column
+        print(f'--init-from {path}: conditional source, starting from its null class', flush=True)
     missing, unexpected = model.load_state_dict(source, strict=False)
     if unexpected or any(k != 'net.label_embed.weight' for k in missing):
         raise ValueError(f'--init-from {path}: architecture differs (missing {missing}, unexpected {unexpected})')
