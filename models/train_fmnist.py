@@ -454,6 +454,7 @@ def init_from(model: NoisePredictor, path: str) -> None:
             source = torch.load(path, map_location='cpu')['ema']
     else:
         source = torch.load(path, map_location='cpu')['ema']
+    tensors = len(source)
     if 'net.label_embed.weight' in source and model.net.cond_dim == 0:
         # A conditional source for an unconditional model: its null-class branch. The class
         # embedding of the null class is a constant added to the time embedding, i.e. to the
@@ -466,7 +467,7 @@ def init_from(model: NoisePredictor, path: str) -> None:
     missing, unexpected = model.load_state_dict(source, strict=False)
     if unexpected or any(k != 'net.label_embed.weight' for k in missing):
         raise ValueError(f'--init-from {path}: architecture differs (missing {missing}, unexpected {unexpected})')
-    print(f'initialised from {path} ({len(source)} tensors; new: {missing or "none"})', flush=True)
+    print(f'initialised from {path} ({tensors} tensors; new: {missing or "none"})', flush=True)
 
 
 def benchmark(args: argparse.Namespace) -> None:

@@ -8,6 +8,8 @@
  *   one thread, the same CPU ops in the same order);
  * - `--init-from models/fmnist_unet.pt` starts the conditional network at exactly the
  *   unconditional model (zero class embedding), for a class row and for the null row;
+ * - `--init-from models/fmnist_cond_unet.pt` starts an unconditional network at the conditional
+ *   model's null class (its embedding folded into the time MLP's last bias);
  * - a conditional export takes forward(x, t, cond [B, 11]), its card has the conditioning
  *   the CLI reads, and the engine samples it with classifier-free guidance.
  */
@@ -73,6 +75,29 @@ with torch.no_grad():
     const lines = python(['-c', check]).trim().split('\n');
     expect(lines[0]).toMatch(/^initialised from models\/fmnist_unet\.pt \(150 tensors; new: \['net\.label_embed\.weight'\]\)$/);
     expect(JSON.parse(lines[1])).toEqual([0, 0]);
+  }, 120_000);
+
+  it('--init-from models/fmnist_cond_unet.pt starts an unconditional model at the null class', () => {
+    const check = `
+import argparse, json, sys, torch
+sys.path.insert(0, 'models')
+import train_fmnist as T
+m = T.build_model(argparse.Namespace(conditional=False, base=32, mults='1,2,2', blocks=1))
+T.init_from(m, 'models/fmnist_cond_unet.pt')
+c = torch.jit.load('models/fmnist_cond_unet.pt')
+x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)); t = torch.tensor([0., 10.5, 500., 999.])
+with torch.no_grad():
+    null = c(x, t, T.one_hot_cond(torch.full((4,), T.NULL_CLASS)))
+    print(json.dumps([float((m(x, t) - null).abs().max()), float(null.abs().max()),
+                      float((m(x, t) - c(x, t, T.one_hot_cond(torch.full((4,), 7)))).abs().max())]))`;
+    const lines = python(['-c', check]).trim().split('\n');
+    expect(lines[0]).toMatch(/conditional source, starting from its null class/);
+    expect(lines[1]).toMatch(/^initialised from models\/fmnist_cond_unet\.pt \(151 tensors; new: none\)$/);
+    const [diffNull, scale, diffClass] = JSON.parse(lines[2]) as number[];
+    // The null embedding is folded into a bias: the same sum in another order (float32 rounding).
+    expect(diffNull / scale).toBeLessThan(1e-5);
+    // ... and it is the null class, not any class: class 7 differs by far more than rounding.
+    expect(diffClass / scale).toBeGreaterThan(1e-2);
   }, 120_000);
 
   it('exports forward(x, t, cond) with a card the CLI reads, and the engine samples it with guidance', async () => {
