@@ -7,7 +7,9 @@
  * executor, CPU, float32), written as .npy with encodeNpy. Every configuration uses the same
  * starting noise (seed = chunk index for each chunk of --chunk samples), so differences
  * between rows are not noise-draw differences. Existing .npy files of the right size in
- * --work are reused (a long run can be resumed).
+ * --work are reused (a long run can be resumed): they live in a folder named by the model
+ * file's SHA-256 and the chunk size, so a retrained model or another chunking (other seeds)
+ * never reuses samples of the old one.
  *
  *   npm run bench:fid                                   the grid below, 2000 samples each
  *   npx vite-node benchmarks/fid.ts -- --samples 2000 --nfes 6,8,10,12,20 --solvers "SciRE v1 3M (nsr),DDIM (logsnr)"
@@ -20,6 +22,7 @@
  * benchmarks/fid-gpu.sh runs the same script compiled to JS on a GPU machine.
  */
 import { execFileSync } from 'child_process';
+import { createHash } from 'crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { encodeNpy } from '../lib/image-io';
@@ -65,7 +68,9 @@ async function main(): Promise<void> {
   const grid = names.length === 1 && names[0] === 'all' ? fullGrid() : gridByNames(names);
   if (!(samples >= 2 && samples % chunk === 0)) throw new RangeError(`--samples (${samples}) must be a multiple of --chunk (${chunk})`);
   const modelPath = args.get('model') ?? join(ROOT, 'models', 'fmnist_unet.pt');
-  mkdirSync(work, { recursive: true });
+  const modelSha = createHash('sha256').update(readFileSync(modelPath)).digest('hex');
+  const sampleDir = join(work, `${modelSha.slice(0, 16)}-chunk${chunk}`);
+  mkdirSync(sampleDir, { recursive: true });
   mkdirSync(outDir, { recursive: true });
 
   const card = readModelCard(modelPath);
@@ -78,7 +83,7 @@ async function main(): Promise<void> {
   for (const entry of grid) {
     for (const steps of nfes) {
       const sampler = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps, ...entry.options });
-      const file = join(work, `${seedBase ? `seeds${seedBase}_` : ''}${slug(entry.name, steps)}`);
+      const file = join(sampleDir, `${seedBase ? `seeds${seedBase}_` : ''}${slug(entry.name, steps)}`);
       const bytes = 128 + samples * sampleShape.reduce((a, b) => a * b, 1) * 4;
       let actualNfe = 0;
       if (existsSync(file) && statSync(file).size === bytes && existsSync(`${file}.nfe`)) {
@@ -105,7 +110,7 @@ async function main(): Promise<void> {
   }
   model.dispose();
 
-  const jsonFile = join(work, 'fid-scores.json');
+  const jsonFile = join(sampleDir, 'fid-scores.json');
   const trainRef = samples;
   const refArgs = args.has('ref-stats') ? ['--ref-stats', args.get('ref-stats')!] : ['--train-ref', String(trainRef), ...(tiny ? ['--test-limit', '500'] : [])];
   const classifier = join(ROOT, 'models', 'fmnist_classifier.pt');
@@ -127,14 +132,14 @@ async function main(): Promise<void> {
   const classifierMeta = existsSync(join(ROOT, 'models', 'fmnist_classifier.json'))
     ? (JSON.parse(readFileSync(join(ROOT, 'models', 'fmnist_classifier.json'), 'utf8')) as { test_accuracy: number })
     : null;
-  const cmd = `npx vite-node benchmarks/fid.ts -- --samples ${samples} --nfes ${nfes.join(',')} --solvers "${names.join(',')}"${device !== 'cpu' ? ` --device ${device}` : ''}${seedBase ? ` --seed-base ${seedBase}` : ''}${tag ? ` --tag ${tag}` : ''}`;
+  const cmd = `npx vite-node benchmarks/fid.ts -- --samples ${samples} --nfes ${nfes.join(',')} --solvers "${names.join(',')}"${chunk !== 250 ? ` --chunk ${chunk}` : ''}${args.has('model') ? ` --model ${modelPath.replace(ROOT + '/', '')}` : ''}${device !== 'cpu' ? ` --device ${device}` : ''}${seedBase ? ` --seed-base ${seedBase}` : ''}${tag ? ` --tag ${tag}` : ''}`;
   const md = [
     '# Sample quality on Fashion-MNIST: Frechet distance of classifier features (FD, lower is better)',
     '',
     `Command: \`${cmd}\`${tiny ? ' --tiny' : ''}. Generation: ${(generationMs / 1000).toFixed(0)} s for ${forwards} batched evaluations of ${chunk} samples (this run; reused files not counted);`,
     `scoring ${scores.seconds} s; total ${((Date.now() - t0) / 1000).toFixed(0)} s.`,
     '',
-    `Samples: ${samples} per configuration from ${modelPath.replace(ROOT + '/', '')} through Sampler (native executor, ${device}, float32),`,
+    `Samples: ${samples} per configuration from ${modelPath.replace(ROOT + '/', '')} (SHA-256 ${modelSha.slice(0, 16)}...) through Sampler (native executor, ${device}, float32),`,
     `chunks of ${chunk} with seeds ${seedBase}, ${seedBase + 1}, ... (the same starting noise for every row). Features: penultimate layer (128-d) of`,
     `models/fmnist_classifier.pt${classifierMeta ? ` (test accuracy ${(classifierMeta.test_accuracy * 100).toFixed(2)} %)` : ''}; reference: ${scores.reference_images} test images.`,
     'FD = |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_r^1/2 S_g S_r^1/2)^1/2) (benchmarks/fid.py).',
@@ -156,7 +161,7 @@ async function main(): Promise<void> {
       { title: `Fashion-MNIST: Frechet distance of classifier features (${samples} samples)`, xLabel: 'NFE', yLabel: 'FD (lower is better)' },
     ),
   );
-  writeFileSync(join(outDir, `fid${tag}.json`), JSON.stringify({ samples, chunk, seedBase, nfes, files: files.map((f) => ({ ...f, fd: fd(f) })), trainReference: scores.train_reference }, null, 1) + '\n');
+  writeFileSync(join(outDir, `fid${tag}.json`), JSON.stringify({ model: modelPath.replace(ROOT + '/', ''), modelSha256: modelSha, samples, chunk, seedBase, nfes, files: files.map((f) => ({ ...f, fd: fd(f) })), trainReference: scores.train_reference }, null, 1) + '\n');
   console.log(md);
 }
 

@@ -214,14 +214,14 @@ const SYSTEM_PACKAGES = [
   {
     pkg: 'python3-torch',
     what: '/usr/bin/python3 with torch and numpy',
-    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.py), test/image-io.test.ts (numpy.load), test/classifier-guidance-fmnist.test.ts (benchmarks/label_samples.py)',
+    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.py), test/image-io.test.ts (numpy.load), test/classifier-guidance-fmnist.test.ts (benchmarks/label_samples.py), test/train-fmnist.test.ts (models/train_fmnist.py)',
     tests: true,
     present: () => childProcess.spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0,
   },
   {
     pkg: 'dataset-fashion-mnist',
     what: 'the Fashion-MNIST data set (/usr/share/datasets/fashion-mnist)',
-    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.ts reference statistics), test/inpaint.test.ts (test images to inpaint)',
+    usedBy: 'test/benchmarks-smoke.test.ts (benchmarks/fid.ts reference statistics), test/inpaint.test.ts (test images to inpaint), test/train-fmnist.test.ts (training data)',
     tests: true,
     present: () => fs.existsSync('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz'),
   },

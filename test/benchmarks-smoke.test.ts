@@ -5,6 +5,7 @@
  * closed forms of the Frechet distance). Timings are never asserted.
  */
 import { execFileSync } from 'child_process';
+import { createHash } from 'crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
@@ -124,8 +125,13 @@ describe('benchmark scripts on tiny settings', () => {
 
   it.skipIf(!existsSync(FMNIST_UNET) || !existsSync(CLASSIFIER))('fid.ts generates samples and scores them', () => {
     runScript('fid.ts', []);
-    const res = JSON.parse(readFileSync(join(OUT, 'fid.json'), 'utf8')) as { files: Array<{ fd: number }>; trainReference: { fd: number } };
+    const res = JSON.parse(readFileSync(join(OUT, 'fid.json'), 'utf8')) as {
+      modelSha256: string; files: Array<{ fd: number; file: string }>; trainReference: { fd: number };
+    };
     expect(res.files.length).toBe(1);
+    // Samples are kept per model file (its SHA-256) and chunking: a retrained model never reuses old samples.
+    expect(res.modelSha256).toBe(createHash('sha256').update(readFileSync(FMNIST_UNET)).digest('hex'));
+    expect(res.files[0].file).toContain(`/${res.modelSha256.slice(0, 16)}-chunk4/`);
     for (const f of res.files) expect(f.fd).toBeGreaterThan(0);
     expect(res.trainReference.fd).toBeGreaterThan(0);
   }, 180_000);
