@@ -34,6 +34,23 @@ function python(args: string[]): string {
   return run.stdout;
 }
 
+/**
+ * Builds a network (conditional or not) started by `T.init_from(m, source)`, loads `source` as
+ * `src`, and runs `body` (Python, under torch.no_grad, with x and t defined); the output lines.
+ */
+function initFromCheck(conditional: boolean, source: string, body: string): string[] {
+  const check = `
+import argparse, json, sys, torch
+sys.path.insert(0, 'models')
+import train_fmnist as T
+m = T.build_model(argparse.Namespace(conditional=${conditional ? 'True' : 'False'}, base=32, mults='1,2,2', blocks=1))
+T.init_from(m, '${source}')
+src = torch.jit.load('${source}')
+x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)); t = torch.tensor([0., 10.5, 500., 999.])
+with torch.no_grad():${body}`;
+  return python(['-c', check]).trim().split('\n');
+}
+
 describe('models/train_fmnist.py', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scire-train-'));
 
@@ -62,35 +79,17 @@ print(json.dumps({'steps': [a['step'], b['step']], 'pos': [a['pos'], b['pos']],
   }, 240_000);
 
   it('--init-from models/fmnist_unet.pt starts the conditional model at the unconditional one', () => {
-    const check = `
-import argparse, json, sys, torch
-sys.path.insert(0, 'models')
-import train_fmnist as T
-m = T.build_model(argparse.Namespace(conditional=True, base=32, mults='1,2,2', blocks=1))
-T.init_from(m, 'models/fmnist_unet.pt')
-u = torch.jit.load('models/fmnist_unet.pt')
-x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)); t = torch.tensor([0., 10.5, 500., 999.])
-with torch.no_grad():
-    print(json.dumps([float((m(x, t, T.one_hot_cond(torch.full((4,), c))) - u(x, t)).abs().max()) for c in (7, 10)]))`;
-    const lines = python(['-c', check]).trim().split('\n');
+    const lines = initFromCheck(true, 'models/fmnist_unet.pt', `
+    print(json.dumps([float((m(x, t, T.one_hot_cond(torch.full((4,), c))) - src(x, t)).abs().max()) for c in (7, 10)]))`);
     expect(lines[0]).toMatch(/^initialised from models\/fmnist_unet\.pt \(150 tensors; new: \['net\.label_embed\.weight'\]\)$/);
     expect(JSON.parse(lines[1])).toEqual([0, 0]);
   }, 120_000);
 
   it('--init-from models/fmnist_cond_unet.pt starts an unconditional model at the null class', () => {
-    const check = `
-import argparse, json, sys, torch
-sys.path.insert(0, 'models')
-import train_fmnist as T
-m = T.build_model(argparse.Namespace(conditional=False, base=32, mults='1,2,2', blocks=1))
-T.init_from(m, 'models/fmnist_cond_unet.pt')
-c = torch.jit.load('models/fmnist_cond_unet.pt')
-x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)); t = torch.tensor([0., 10.5, 500., 999.])
-with torch.no_grad():
-    null = c(x, t, T.one_hot_cond(torch.full((4,), T.NULL_CLASS)))
+    const lines = initFromCheck(false, 'models/fmnist_cond_unet.pt', `
+    null = src(x, t, T.one_hot_cond(torch.full((4,), T.NULL_CLASS)))
     print(json.dumps([float((m(x, t) - null).abs().max()), float(null.abs().max()),
-                      float((m(x, t) - c(x, t, T.one_hot_cond(torch.full((4,), 7)))).abs().max())]))`;
-    const lines = python(['-c', check]).trim().split('\n');
+                      float((m(x, t) - src(x, t, T.one_hot_cond(torch.full((4,), 7)))).abs().max())]))`);
     expect(lines[0]).toMatch(/conditional source, starting from its null class/);
     expect(lines[1]).toMatch(/^initialised from models\/fmnist_cond_unet\.pt \(151 tensors; new: none\)$/);
     const [diffNull, scale, diffClass] = JSON.parse(lines[2]) as number[];
