@@ -23,29 +23,18 @@ import { executePlanReference } from '../lib/reference';
 import { Sampler } from '../lib/sampler';
 import { goldenCaseOptions, goldenSchedule } from '../lib/testing/golden-cases';
 import { GaussianMixtureNoiseModel, type GmmParams } from '../lib/testing/gmm';
-import { FIXTURES, flatten } from './support/golden';
+import { FIXTURES, flatten, type GoldenCase } from './support/golden';
 import { relativeError } from './support/native-gmm';
 
-interface ClassifierCase {
-  id: string;
-  solver: string;
+/** A golden case of the classifier-guidance fixture: the golden-case fields plus the classifier's. */
+interface ClassifierCase extends Omit<GoldenCase, 'schedule' | 't_start' | 't_end' | 'dtype' | 'model_t_continuous'> {
   schedule: 'discrete' | 'linear';
-  algorithm_type: string;
-  method: string;
-  order: number;
-  skip_type: string;
-  steps: number;
-  denoise_to_zero: boolean;
-  lower_order_final: boolean;
   t_start: null;
   t_end: null;
   model_type: 'noise';
   classifier_scale: number;
   class_labels: number[];
-  nfe: number;
-  model_t_input: number[];
   float32_run_max_abs_dev: number;
-  x0: unknown[];
 }
 interface ClassifierFile {
   format: string;
