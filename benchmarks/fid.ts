@@ -21,14 +21,12 @@
  *          --seed-base S (chunk c starts from seed S + c; default 0)  --tag SUFFIX (writes fid<SUFFIX>.md/.svg/.json)
  * benchmarks/fid-gpu.sh runs the same script compiled to JS on a GPU machine.
  */
-import { execFileSync } from 'child_process';
-import { createHash } from 'crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { encodeNpy } from '../lib/image-io';
 import { loadModel } from '../lib/model';
 import { readModelCard } from '../lib/model-card';
 import { Sampler } from '../lib/sampler';
+import { fdOf, sampleFile, sampleSet, scoreFd, writeSamples } from './support/fd';
 import { parseArgs, table } from './support/markdown';
 import { fullGrid, gridByNames } from './support/solver-grid';
 import { logLogChart } from './support/svg-chart';
@@ -44,10 +42,6 @@ const DEFAULT_SOLVERS = [
 ];
 const DEFAULT_NFES = [6, 8, 10, 12, 20];
 
-function slug(name: string, nfe: number): string {
-  return `${name.replace(/[^A-Za-z0-9+]+/g, '_').replace(/_+$/, '')}_nfe${nfe}.npy`;
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2).filter((a) => a !== '--'));
   const ROOT = args.get('root') ?? join(__dirname, '..');
@@ -60,21 +54,17 @@ async function main(): Promise<void> {
   const chunk = Number(args.get('chunk') ?? (tiny ? 4 : 250));
   // Noise set: chunk c starts from seed seedBase + c (two runs with disjoint seed ranges measure the noise of FD).
   const seedBase = Number(args.get('seed-base') ?? 0);
-  if (!Number.isInteger(seedBase) || seedBase < 0) throw new RangeError(`--seed-base must be a non-negative integer (got '${args.get('seed-base')}')`);
   const tag = args.get('tag') ?? '';
   if (!/^[A-Za-z0-9_-]*$/.test(tag)) throw new RangeError(`--tag must be letters, digits, '-' or '_' (got '${tag}')`);
   const nfes = (args.get('nfes') ?? (tiny ? '5' : DEFAULT_NFES.join(','))).split(',').map(Number);
   const names = args.has('solvers') ? args.get('solvers')!.split(',') : tiny ? ['SciRE v1 3M (nsr)'] : DEFAULT_SOLVERS;
   const grid = names.length === 1 && names[0] === 'all' ? fullGrid() : gridByNames(names);
-  if (!(samples >= 2 && samples % chunk === 0)) throw new RangeError(`--samples (${samples}) must be a multiple of --chunk (${chunk})`);
   const modelPath = args.get('model') ?? join(ROOT, 'models', 'fmnist_unet.pt');
-  const modelSha = createHash('sha256').update(readFileSync(modelPath)).digest('hex');
-  const sampleDir = join(work, `${modelSha.slice(0, 16)}-chunk${chunk}`);
-  mkdirSync(sampleDir, { recursive: true });
+  const card = readModelCard(modelPath);
+  const set = sampleSet({ work, modelPath, samples, chunk, seedBase, shape: card.shape ?? [1, 28, 28] });
+  const modelSha = set.modelSha256;
   mkdirSync(outDir, { recursive: true });
 
-  const card = readModelCard(modelPath);
-  const sampleShape = card.shape ?? [1, 28, 28];
   const model = await loadModel(modelPath, { device });
   const t0 = Date.now();
   let generationMs = 0;
@@ -83,26 +73,11 @@ async function main(): Promise<void> {
   for (const entry of grid) {
     for (const steps of nfes) {
       const sampler = new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps, ...entry.options });
-      const file = join(sampleDir, `${seedBase ? `seeds${seedBase}_` : ''}${slug(entry.name, steps)}`);
-      const bytes = 128 + samples * sampleShape.reduce((a, b) => a * b, 1) * 4;
-      let actualNfe = 0;
-      if (existsSync(file) && statSync(file).size === bytes && existsSync(`${file}.nfe`)) {
-        actualNfe = Number(readFileSync(`${file}.nfe`, 'utf8'));
-      } else {
-        const data = new Float32Array(samples * sampleShape.reduce((a, b) => a * b, 1));
-        const g0 = Date.now();
-        for (let c = 0; c < samples / chunk; c++) {
-          const out = await sampler.sample({ shape: [chunk, ...sampleShape], seed: seedBase + c });
-          data.set(out.data, c * out.data.length);
-          actualNfe = out.nfe;
-          forwards += out.nfe;
-        }
-        generationMs += Date.now() - g0;
-        writeFileSync(file, encodeNpy(data, [samples, ...sampleShape]));
-        writeFileSync(`${file}.nfe`, String(actualNfe));
-        process.stderr.write(`  fid: ${entry.name} NFE ${actualNfe}: ${samples} samples in ${((Date.now() - g0) / 1000).toFixed(0)} s\n`);
-      }
-      files.push({ name: entry.name, nfe: steps, file, actualNfe });
+      const w = await writeSamples(sampler, set, sampleFile(set, entry.name, steps));
+      generationMs += w.ms;
+      forwards += w.forwards;
+      if (w.generated) process.stderr.write(`  fid: ${entry.name} NFE ${w.actualNfe}: ${samples} samples in ${(w.ms / 1000).toFixed(0)} s\n`);
+      files.push({ name: entry.name, nfe: steps, file: w.file, actualNfe: w.actualNfe });
       // On CUDA the executor keeps a captured graph (and its memory pool) per plan and batch
       // bucket, within the cache's bounds: free this configuration's before the next one.
       model.clearCudaGraphs();
@@ -110,20 +85,18 @@ async function main(): Promise<void> {
   }
   model.dispose();
 
-  const jsonFile = join(sampleDir, 'fid-scores.json');
-  const trainRef = samples;
-  const refArgs = args.has('ref-stats') ? ['--ref-stats', args.get('ref-stats')!] : ['--train-ref', String(trainRef), ...(tiny ? ['--test-limit', '500'] : [])];
-  const classifier = join(ROOT, 'models', 'fmnist_classifier.pt');
-  execFileSync(python, [join(ROOT, 'benchmarks', 'fid.py'), '--json', jsonFile, '--classifier', classifier, '--threads', args.get('py-threads') ?? '1', ...refArgs, ...files.map((f) => f.file)], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+  const scores = scoreFd({
+    root: ROOT,
+    python,
+    files: files.map((f) => f.file),
+    jsonFile: join(set.dir, 'fid-scores.json'),
+    refStats: args.get('ref-stats'),
+    trainRef: samples,
+    testLimit: tiny ? 500 : undefined,
+    threads: args.get('py-threads'),
   });
-  const scores = JSON.parse(readFileSync(jsonFile, 'utf8')) as {
-    scores: Record<string, { n: number; fd: number }>;
-    train_reference: { n: number; fd: number };
-    reference_images: number;
-    seconds: number;
-  };
-  const fd = (f: { file: string }) => scores.scores[f.file.split('/').pop()!].fd;
+  const trainReference = scores.train_reference ?? { n: 0, fd: NaN };
+  const fd = (f: { file: string }) => fdOf(scores, f.file);
   const rows = grid.map((e) => {
     const mine = files.filter((f) => f.name === e.name);
     const best = nfes.map((_, i) => Math.min(...grid.map((g) => fd(files.filter((f) => f.name === g.name)[i]))));
@@ -143,7 +116,7 @@ async function main(): Promise<void> {
     `chunks of ${chunk} with seeds ${seedBase}, ${seedBase + 1}, ... (the same starting noise for every row). Features: penultimate layer (128-d) of`,
     `models/fmnist_classifier.pt${classifierMeta ? ` (test accuracy ${(classifierMeta.test_accuracy * 100).toFixed(2)} %)` : ''}; reference: ${scores.reference_images} test images.`,
     'FD = |mu_g - mu_r|^2 + tr(S_g + S_r - 2 (S_r^1/2 S_g S_r^1/2)^1/2) (benchmarks/fid.py).',
-    `Floor: ${scores.train_reference.n} real training images score FD = ${scores.train_reference.fd.toFixed(2)} against the test set (finite-sample bias; a perfect`,
+    `Floor: ${trainReference.n} real training images score FD = ${trainReference.fd.toFixed(2)} against the test set (finite-sample bias; a perfect`,
     'generator would score about this). NFE in parentheses: actual NFE where it differs. **Bold**: best in the column.',
     '',
     table(['solver', ...nfes.map((n) => `NFE ${n}`)], rows),
@@ -161,7 +134,7 @@ async function main(): Promise<void> {
       { title: `Fashion-MNIST: Frechet distance of classifier features (${samples} samples)`, xLabel: 'NFE', yLabel: 'FD (lower is better)' },
     ),
   );
-  writeFileSync(join(outDir, `fid${tag}.json`), JSON.stringify({ model: modelPath.replace(ROOT + '/', ''), modelSha256: modelSha, samples, chunk, seedBase, nfes, files: files.map((f) => ({ ...f, fd: fd(f) })), trainReference: scores.train_reference }, null, 1) + '\n');
+  writeFileSync(join(outDir, `fid${tag}.json`), JSON.stringify({ model: modelPath.replace(ROOT + '/', ''), modelSha256: modelSha, samples, chunk, seedBase, nfes, files: files.map((f) => ({ ...f, fd: fd(f) })), trainReference }, null, 1) + '\n');
   console.log(md);
 }
 
