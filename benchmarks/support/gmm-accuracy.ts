@@ -54,7 +54,7 @@ export function loadGmmParams(): GmmParams {
 }
 
 /** Median over the samples of each sample's RMS error (robust to the few x_T near a mode boundary). */
-export function medianSampleError(x: Float64Array, ref: Float64Array, D: number): number {
+export function medianSampleError(x: ArrayLike<number>, ref: ArrayLike<number>, D: number): number {
   const B = x.length / D;
   const per = new Float64Array(B);
   for (let b = 0; b < B; b++) {

@@ -79,6 +79,8 @@ export interface AutoUnetStage {
   maxNfe: number;
   top: number;
   rule: string;
+  /** Relative UNet error difference below which candidates count as tied (the better mixture error wins). */
+  tie: number;
   model: string;
   noise: string;
   batch: number;
