@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     const md = [
       '# Accuracy on the Gaussian mixture (exact score)',
       '',
-      `Command: \`npx vite-node benchmarks/accuracy.ts -- --part gmm${tiny ? ' --tiny' : ''}\` (${seconds.toFixed(0)} s).`,
+      `Command: \`npx vite-node benchmarks/accuracy.ts -- --part gmm${tiny ? ' --tiny' : ''}${!tiny && batch !== 1000 ? ` --batch ${batch}` : ''}${seed !== 0 ? ` --seed ${seed}` : ''}\` (${seconds.toFixed(0)} s).`,
       '',
       `Model: the golden reference's seed-0 GMM (D = 16, K = 4; test/fixtures/models/gmm_D16_discrete.json), exact noise`,
       `prediction, DDPM discrete schedule (linear betas 1e-4..0.02, N = 1000), tStart = 1, tEnd = 1e-3, float64`,
