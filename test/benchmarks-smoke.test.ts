@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { mixtureLogDensity } from '../benchmarks/support/gmm-likelihood';
 import { loadGmmParams, runGmmAccuracy } from '../benchmarks/support/gmm-accuracy';
 import { gridByNames } from '../benchmarks/support/solver-grid';
+import { autoTable } from '../lib/presets/auto';
 
 const ROOT = join(__dirname, '..');
 const VITE_NODE = join(ROOT, 'node_modules', '.bin', 'vite-node');
@@ -134,6 +135,21 @@ describe('benchmark scripts on tiny settings', () => {
     expect(res.files[0].file).toContain(`/${res.modelSha256.slice(0, 16)}-chunk4/`);
     for (const f of res.files) expect(f.fd).toBeGreaterThan(0);
     expect(res.trainReference.fd).toBeGreaterThan(0);
+  }, 180_000);
+
+  it.skipIf(!existsSync(FMNIST_UNET) || !existsSync(CLASSIFIER))("auto-candidates-fd.ts scores the auto table's admissible candidates, references and the ODE solution", () => {
+    runScript('auto-candidates-fd.ts', []);
+    const res = JSON.parse(readFileSync(join(OUT, 'auto-candidates-fd.json'), 'utf8')) as {
+      entries: Array<{ name: string; kind: string; nfe: number; unetError?: number; picked?: boolean; fd: number }>;
+    };
+    const row = autoTable().schedules.discrete?.find((r) => r.nfe === 8);
+    const candidates = res.entries.filter((e) => e.kind === 'admissible candidate');
+    // the table's first two UNet-stage candidates at NFE 8, with the UNet errors it recorded
+    expect(candidates.map((e) => e.name)).toEqual(row?.unet?.measured.slice(0, 2).map((m) => `auto-candidate ${m.name}`));
+    candidates.forEach((e, k) => expect(e.unetError).toBe(row?.unet?.measured[k].unetError));
+    expect(res.entries.filter((e) => e.kind === 'reference').map((e) => e.name)).toEqual(['DPM-Solver++ 3M (logsnr)']);
+    expect(res.entries.filter((e) => e.kind === 'ODE solution').map((e) => e.nfe)).toEqual([10]);
+    for (const e of res.entries) expect(e.fd).toBeGreaterThan(0);
   }, 180_000);
 
   it.skipIf(!existsSync(FMNIST_COND) || !existsSync(CLASSIFIER))('class-guidance.ts samples every class per guidance scale and scores them', () => {
