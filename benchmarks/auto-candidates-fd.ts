@@ -4,7 +4,9 @@
  * acceptance: mixture error <= the best reference configuration's) next to the reference
  * configurations of the FD comparison and the ODE solution itself (DPM-Solver++ 3M at 50 NFE), on
  * one noise set. If the best admissible candidate scores well above the best reference here, no
- * table built from these candidates can satisfy both items at that NFE.
+ * table built from these candidates can satisfy both items at that NFE. A second FD, against the
+ * ODE solution's own samples instead of the test images, tells a solver that follows the ODE's
+ * distribution from one whose error happens to move the samples towards the data.
  *
  *   npx vite-node benchmarks/auto-candidates-fd.ts -- --nfes 8,12 --seed-base 2000 --tag -issue14
  *     writes benchmarks/results/auto-candidates-fd<TAG>.md and .json
@@ -37,6 +39,8 @@ interface Entry {
   picked?: boolean;
   file?: string;
   fd?: number;
+  /** FD against the ODE solution's samples (same noise): how far the solver moves the distribution. */
+  fdToOde?: number;
 }
 
 async function main(): Promise<void> {
@@ -88,6 +92,8 @@ async function main(): Promise<void> {
   const scores = scoreFd({ root, files: entries.map((e) => e.file!), jsonFile: join(set.dir, `auto-candidates-fd-${set.seedBase}.json`), testLimit: tiny ? 500 : undefined });
   for (const e of entries) e.fd = fdOf(scores, e.file!);
   const ode = entries.find((e) => e.kind === 'ODE solution')!;
+  const toOde = scoreFd({ root, files: entries.map((e) => e.file!), jsonFile: join(set.dir, `auto-candidates-fd-${set.seedBase}-vs-ode.json`), refNpy: ode.file });
+  for (const e of entries) e.fdToOde = fdOf(toOde, e.file!);
 
   const sections = nfes.map((nfe) => {
     const mine = entries.filter((e) => e.nfe === nfe);
@@ -97,7 +103,7 @@ async function main(): Promise<void> {
       `## NFE ${nfe}`,
       '',
       table(
-        ['configuration', 'kind', 'UNet error (table, seed 2)', 'FD', 'FD − ODE solution'],
+        ['configuration', 'kind', 'UNet error (table, seed 2)', 'FD', 'FD − ODE solution', "FD to the ODE solution's samples"],
         mine
           .slice()
           .sort((a, b) => a.fd! - b.fd!)
@@ -107,6 +113,7 @@ async function main(): Promise<void> {
             e.unetError === undefined ? '' : sci(e.unetError),
             fixed(e.fd!, 2),
             fixed(e.fd! - ode.fd!, 2),
+            fixed(e.fdToOde!, 2),
           ]),
       ),
       '',
@@ -124,7 +131,9 @@ async function main(): Promise<void> {
     'same noise for every row; a set no FD table uses), FD of models/fmnist_classifier.pt features vs the 10 000 test images',
     '(benchmarks/fid.py). Admissible candidates: the ones the table\'s UNet stage measured at that row (lib/presets/auto-table.json,',
     '`unet.measured`), i.e. every distinct candidate whose mixture error is at most the best reference configuration\'s; "(auto)"',
-    `marks the table's pick. ODE solution: ${ode.name} at ${ode.nfe} NFE on the same noise, FD ${fixed(ode.fd!, 2)}.`,
+    `marks the table's pick. ODE solution: ${ode.name} at ${ode.nfe} NFE on the same noise, FD ${fixed(ode.fd!, 2)}. The last`,
+    "column scores each configuration against the ODE solution's samples instead of the test images (fid.py --ref-npy): how",
+    'far its error moves the distribution of the samples, whether or not that is towards the data.',
     '',
     ...sections,
   ].join('\n');

@@ -20,6 +20,7 @@ Usage:
   /usr/bin/python3 benchmarks/fid.py --json OUT.json [--train-ref N] SAMPLES.npy ...
   /usr/bin/python3 benchmarks/fid.py --save-ref-stats REF.pt [--train-ref N]   (then --ref-stats REF.pt
       scores without the dataset, e.g. on another machine)
+  /usr/bin/python3 benchmarks/fid.py --json OUT.json --ref-npy ODE.npy SAMPLES.npy ...   (vs other samples)
   /usr/bin/python3 benchmarks/fid.py --self-test
 Each .npy holds float32 samples [N, 1, 28, 28] (as written by the scire CLI / encodeNpy).
 Only torch is needed (no numpy), so it also runs with a pip PyTorch on a GPU machine.
@@ -135,6 +136,8 @@ def main() -> None:
     ap.add_argument('--classifier', default=os.path.join(ROOT, 'models', 'fmnist_classifier.pt'))
     ap.add_argument('--train-ref', type=int, default=0, help='also score N training images (the perfect-generator value)')
     ap.add_argument('--ref-stats', help='reference statistics saved by --save-ref-stats (no dataset needed)')
+    ap.add_argument('--ref-npy', help='use these samples (.npy [N, 1, 28, 28]) as the reference instead of the test images, '
+                    'e.g. the converged ODE solution from the same noise: FD then measures how far a solver moves the distribution')
     ap.add_argument('--save-ref-stats', metavar='FILE', help='compute the reference statistics, save them and exit')
     ap.add_argument('--test-limit', type=int, default=0, help='use only the first N test images (smoke tests)')
     ap.add_argument('--threads', type=int, default=1)
@@ -150,9 +153,15 @@ def main() -> None:
         return
     if not args.json:
         ap.error('--json is required')
-    stats = torch.load(args.ref_stats) if args.ref_stats else reference_stats(model, args.train_ref, args.test_limit)
+    if args.ref_npy:
+        ref = read_npy(args.ref_npy)
+        mu, s = gaussian(features(model, ref))
+        stats = {'mu': mu, 'cov': s, 'n': int(ref.shape[0]), 'source': os.path.basename(args.ref_npy)}
+    else:
+        stats = torch.load(args.ref_stats) if args.ref_stats else reference_stats(model, args.train_ref, args.test_limit)
     mu_r, s_r = stats['mu'], stats['cov']
-    results = {'method': f'Frechet distance of classifier penultimate features (128-d) vs {stats["n"]} test images',
+    against = f'the {stats["n"]} samples of {stats["source"]}' if 'source' in stats else f'{stats["n"]} test images'
+    results = {'method': f'Frechet distance of classifier penultimate features (128-d) vs {against}',
                'classifier': os.path.basename(args.classifier), 'reference_images': stats['n'], 'scores': {}}
     if stats.get('train_ref_n'):
         results['train_reference'] = {'n': stats['train_ref_n'], 'fd': stats['train_ref_fd']}

@@ -140,7 +140,7 @@ describe('benchmark scripts on tiny settings', () => {
   it.skipIf(!existsSync(FMNIST_UNET) || !existsSync(CLASSIFIER))("auto-candidates-fd.ts scores the auto table's admissible candidates, references and the ODE solution", () => {
     runScript('auto-candidates-fd.ts', []);
     const res = JSON.parse(readFileSync(join(OUT, 'auto-candidates-fd.json'), 'utf8')) as {
-      entries: Array<{ name: string; kind: string; nfe: number; unetError?: number; picked?: boolean; fd: number }>;
+      entries: Array<{ name: string; kind: string; nfe: number; unetError?: number; picked?: boolean; fd: number; fdToOde: number }>;
     };
     const row = autoTable().schedules.discrete?.find((r) => r.nfe === 8);
     const candidates = res.entries.filter((e) => e.kind === 'admissible candidate');
@@ -150,6 +150,11 @@ describe('benchmark scripts on tiny settings', () => {
     expect(res.entries.filter((e) => e.kind === 'reference').map((e) => e.name)).toEqual(['DPM-Solver++ 3M (logsnr)']);
     expect(res.entries.filter((e) => e.kind === 'ODE solution').map((e) => e.nfe)).toEqual([10]);
     for (const e of res.entries) expect(e.fd).toBeGreaterThan(0);
+    // against the ODE solution's own samples: 0 for the ODE solution itself, up to the rounding of the
+    // matrix square roots of a rank-8 covariance in 128 dimensions (~1e-4); clearly positive for the others
+    const others = res.entries.filter((e) => e.kind !== 'ODE solution');
+    for (const e of others) expect(e.fdToOde).toBeGreaterThan(0.1);
+    expect(Math.abs(res.entries.find((e) => e.kind === 'ODE solution')!.fdToOde)).toBeLessThan(1e-3);
   }, 180_000);
 
   it.skipIf(!existsSync(FMNIST_COND) || !existsSync(CLASSIFIER))('class-guidance.ts samples every class per guidance scale and scores them', () => {

@@ -83,7 +83,8 @@ export interface FdScores {
 }
 
 /**
- * Scores sample files with benchmarks/fid.py against the test images (or --ref-stats);
+ * Scores sample files with benchmarks/fid.py against the test images (or --ref-stats, or the
+ * samples of refNpy);
  * `trainRef` > 0 also scores that many training images (the floor). Results go to `jsonFile`.
  */
 export function scoreFd(o: {
@@ -93,10 +94,12 @@ export function scoreFd(o: {
   python?: string;
   trainRef?: number;
   refStats?: string;
+  /** Samples to use as the reference instead of the test images (fid.py --ref-npy). */
+  refNpy?: string;
   testLimit?: number;
   threads?: string;
 }): FdScores {
-  const refArgs = o.refStats ? ['--ref-stats', o.refStats] : o.trainRef ? ['--train-ref', String(o.trainRef)] : [];
+  const refArgs = o.refNpy ? ['--ref-npy', o.refNpy] : o.refStats ? ['--ref-stats', o.refStats] : o.trainRef ? ['--train-ref', String(o.trainRef)] : [];
   const args = [
     join(o.root, 'benchmarks', 'fid.py'),
     '--json',
