@@ -19,30 +19,13 @@
  * Targets (issue 4): CPU fused 3/4-term >= 2x the LibTorch version above the last-level
  * cache; GPU fused >= 90 % of the copy bandwidth at >= 64 MiB.
  */
-import { createRequire } from 'module';
 import { writeFileSync } from 'fs';
 import os from 'os';
+import { flag, nativeBinding, nativeBindingPath, opt, parseSizes, UNITS } from './support/kernel-bench-args.mjs';
 
-const require = createRequire(import.meta.url);
-// benchLincomb is an entry of the testing addon (native/testing/kernel_bindings.cc): load it
-// as the addon (a superset of scire.node) unless SCIRE_NATIVE_PATH names one.
-process.env.SCIRE_NATIVE_PATH ??= new URL('../build/Release/scire_testing.node', import.meta.url).pathname;
-const { nativeBinding, nativeBindingPath } = require('../dist/native.js');
-
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const quick = args.includes('--quick');
+const quick = flag('quick');
 const device = opt('device', 'cpu');
-const UNITS = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
-const parseSize = (s) => {
-  const m = /^(\d+)([KMG])?$/i.exec(s.trim());
-  if (!m) throw new RangeError(`--sizes: expected e.g. 64K,1M,256M but received '${s}'`);
-  return Number(m[1]) * (m[2] ? UNITS[m[2].toUpperCase()] : 1);
-};
-const sizes = opt('sizes', quick ? '64K,1M,16M,64M' : '64K,1M,16M,64M,256M').split(',').map(parseSize);
+const sizes = parseSizes(opt('sizes', quick ? '64K,1M,16M,64M' : '64K,1M,16M,64M,256M'));
 const termsList = opt('terms', '2,3,4').split(',').map(Number);
 const fixedIters = opt('iters', undefined);
 const jsonOut = opt('json', undefined);

@@ -11,25 +11,10 @@
  * Timed in C++ by the testing addon's benchMaskedLincomb (medians; CUDA events on a GPU).
  * Traffic: fused K + 4 tensor sizes, two passes K + 1 + 5, plain K + 1. Ratios are within one run.
  */
-import { createRequire } from 'module';
+import { nativeBinding, opt, parseSizes, UNITS } from './support/kernel-bench-args.mjs';
 
-const require = createRequire(import.meta.url);
-process.env.SCIRE_NATIVE_PATH ??= new URL('../build/Release/scire_testing.node', import.meta.url).pathname;
-const { nativeBinding } = require('../dist/native.js');
-
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const UNITS = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
-const parseSize = (s) => {
-  const m = /^(\d+)([KMG])?$/i.exec(s.trim());
-  if (!m) throw new RangeError(`--sizes: expected e.g. 1M,64M but received '${s}'`);
-  return Number(m[1]) * (m[2] ? UNITS[m[2].toUpperCase()] : 1);
-};
 const device = opt('device', 'cpu');
-const sizes = opt('sizes', '1M,4M,64M').split(',').map(parseSize);
+const sizes = parseSizes(opt('sizes', '1M,4M,64M'));
 const termsList = opt('terms', '2,3').split(',').map(Number);
 const iters = Number(opt('iters', '9'));
 const b = nativeBinding();

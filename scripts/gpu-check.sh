@@ -47,7 +47,7 @@ die() { printf '\n[gpu-check] FAILED after %ss: %s\n' "$(el)" "$*" >&2; copy_out
 trap 'rc=$?; printf "\n[gpu-check] FAILED (rc=%s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2; copy_out; exit $rc' ERR
 
 # ------------------------------------------------------------------ inputs and machine
-for f in CMakeLists.txt native/executor.cc native/kernels/lincomb_cuda.cu scripts/gpu-check.js benchmarks/kernels.mjs \
+for f in CMakeLists.txt native/executor.cc native/kernels/lincomb_cuda.cu scripts/gpu-check.js benchmarks/kernels.mjs benchmarks/support/kernel-bench-args.mjs \
          dist/compile.js dist/reference.js dist/native.js dist/testing/gmm.js dist/testing/rounding.js dist/testing/random-array.js dist/testing/golden-cases.js \
          node_modules/node-addon-api/napi.h \
          test/fixtures/models/gmm_D16_discrete.pt test/fixtures/models/cfg_model.pt test/fixtures/models/slow_model.pt \
