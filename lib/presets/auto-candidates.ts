@@ -48,7 +48,7 @@ export function autoCandidates(): AutoCandidate[] {
       for (const rde of ['faithful', 'consistent'] as const) {
         // Not the SciRE corrector: best of all on the mixture at 9-20 NFE, but on the Fashion-MNIST
         // UNet its v1 corrections over the first huge NSR steps amplify the network's error at
-        // high noise (1.3-3.3x the best reference's error at 12-20 NFE, benchmarks/results/
+        // high noise (1.3-3.4x the best reference's error at 12-20 NFE, benchmarks/results/
         // accuracy-fmnist-issue14-seed{0,1}.md), so the default does not pick it.
         for (const corrector of ['none'] as const) {
           for (const skip of ['nsr', 'logsnr', 'time_quadratic', 'karras'] as SkipType[]) {
