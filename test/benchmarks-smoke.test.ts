@@ -4,7 +4,8 @@
  * (accuracy relations that are orders of magnitude apart, agreement between executors,
  * closed forms of the Frechet distance). Timings are never asserted.
  */
-import { execFileSync } from 'child_process';
+import { execFile, execFileSync } from 'child_process';
+import { promisify } from 'util';
 import { createHash } from 'crypto';
 import { existsSync, mkdtempSync, readFileSync } from 'fs';
 import { tmpdir } from 'os';
@@ -22,13 +23,18 @@ const FMNIST_UNET = join(ROOT, 'models', 'fmnist_unet.pt');
 const CLASSIFIER = join(ROOT, 'models', 'fmnist_classifier.pt');
 const FMNIST_COND = join(ROOT, 'models', 'fmnist_cond_unet.pt');
 
-function runScript(script: string, args: string[]): string {
-  return execFileSync(VITE_NODE, [join(ROOT, 'benchmarks', script), '--', ...args, '--tiny', '--out', OUT], {
+// Asynchronous on purpose: a file of synchronous child processes keeps the worker's event loop
+// busy for over a minute on a loaded 2-core machine, and vitest then reports its own RPC to the
+// worker as timed out ("Timeout calling onTaskUpdate") although every test passed.
+const execFileAsync = promisify(execFile);
+async function runScript(script: string, args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(VITE_NODE, [join(ROOT, 'benchmarks', script), '--', ...args, '--tiny', '--out', OUT], {
     cwd: ROOT,
     encoding: 'utf8',
     timeout: 170_000,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
   });
+  return stdout;
 }
 
 describe('GMM accuracy (in process)', () => {
@@ -71,8 +77,8 @@ describe('GMM accuracy (in process)', () => {
 });
 
 describe('benchmark scripts on tiny settings', () => {
-  it('accuracy.ts writes the GMM tables and chart, and runs a network through the native executor', () => {
-    runScript('accuracy.ts', ['--model', join(ROOT, 'test', 'fixtures', 'models', 'gmm_img1x4x4_discrete.pt')]);
+  it('accuracy.ts writes the GMM tables and chart, and runs a network through the native executor', async () => {
+    await runScript('accuracy.ts', ['--model', join(ROOT, 'test', 'fixtures', 'models', 'gmm_img1x4x4_discrete.pt')]);
     const md = readFileSync(join(OUT, 'accuracy-gmm.md'), 'utf8');
     expect(md).toContain('| solver | NFE 5 | NFE 10 |');
     expect(readFileSync(join(OUT, 'accuracy-gmm.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
@@ -87,8 +93,8 @@ describe('benchmark scripts on tiny settings', () => {
     expect(err('SciRE v1 3M (nsr)')).toBeLessThan(err('DDIM (logsnr)') / 2);
   }, 180_000);
 
-  it('speed.ts: the native executor and the JS op-by-op loop compute the same samples', () => {
-    runScript('speed.ts', []);
+  it('speed.ts: the native executor and the JS op-by-op loop compute the same samples', async () => {
+    await runScript('speed.ts', []);
     const md = readFileSync(join(OUT, 'speed.md'), 'utf8');
     const rows = md.split('\n').filter((l) => l.startsWith('| [2, 1, 8, 8] |'));
     expect(rows).toHaveLength(3);
@@ -101,8 +107,8 @@ describe('benchmark scripts on tiny settings', () => {
     expect(kernel).toHaveLength(3);
   }, 180_000);
 
-  it('serving.ts: batching on merges each load into one native run, batching off runs one per request', () => {
-    runScript('serving.ts', []);
+  it('serving.ts: batching on merges each load into one native run, batching off runs one per request', async () => {
+    await runScript('serving.ts', []);
     const res = JSON.parse(readFileSync(join(OUT, 'serving.json'), 'utf8')) as {
       results: Array<{ mode: string; requests: number; batches: number; readFileMedian: number; otherModelCount: number }>;
     };
@@ -124,8 +130,8 @@ describe('benchmark scripts on tiny settings', () => {
     expect(JSON.parse(out).self_test_max_rel_dev).toBeLessThan(1e-9);
   }, 60_000);
 
-  it.skipIf(!existsSync(FMNIST_UNET) || !existsSync(CLASSIFIER))('fid.ts generates samples and scores them', () => {
-    runScript('fid.ts', []);
+  it.skipIf(!existsSync(FMNIST_UNET) || !existsSync(CLASSIFIER))('fid.ts generates samples and scores them', async () => {
+    await runScript('fid.ts', []);
     const res = JSON.parse(readFileSync(join(OUT, 'fid.json'), 'utf8')) as {
       modelSha256: string; files: Array<{ fd: number; file: string }>; trainReference: { fd: number };
     };
@@ -137,8 +143,8 @@ describe('benchmark scripts on tiny settings', () => {
     expect(res.trainReference.fd).toBeGreaterThan(0);
   }, 180_000);
 
-  it.skipIf(!existsSync(FMNIST_UNET) || !existsSync(CLASSIFIER))("auto-candidates-fd.ts scores the auto table's admissible candidates, references and the ODE solution", () => {
-    runScript('auto-candidates-fd.ts', []);
+  it.skipIf(!existsSync(FMNIST_UNET) || !existsSync(CLASSIFIER))("auto-candidates-fd.ts scores the auto table's admissible candidates, references and the ODE solution", async () => {
+    await runScript('auto-candidates-fd.ts', []);
     const res = JSON.parse(readFileSync(join(OUT, 'auto-candidates-fd.json'), 'utf8')) as {
       entries: Array<{ name: string; kind: string; nfe: number; unetError?: number; picked?: boolean; fd: number; fdToOde: number }>;
     };
@@ -157,8 +163,8 @@ describe('benchmark scripts on tiny settings', () => {
     expect(Math.abs(res.entries.find((e) => e.kind === 'ODE solution')!.fdToOde)).toBeLessThan(1e-3);
   }, 180_000);
 
-  it.skipIf(!existsSync(FMNIST_COND) || !existsSync(CLASSIFIER))('class-guidance.ts samples every class per guidance scale and scores them', () => {
-    runScript('class-guidance.ts', ['--fd']);
+  it.skipIf(!existsSync(FMNIST_COND) || !existsSync(CLASSIFIER))('class-guidance.ts samples every class per guidance scale and scores them', async () => {
+    await runScript('class-guidance.ts', ['--fd']);
     const res = JSON.parse(readFileSync(join(OUT, 'class-guidance.json'), 'utf8')) as {
       perClass: number;
       rows: Array<{ guidance: number; nfe: number; n: number; accuracy: number; accuracy_per_class: number[]; confusion: number[][]; fd_per_class: number[] }>;
