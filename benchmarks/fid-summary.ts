@@ -11,6 +11,7 @@
 import { readFileSync, writeFileSync } from 'fs';
 import { basename, join } from 'path';
 import { fixed, parseArgs, table } from './support/markdown';
+import { median } from './support/stats';
 
 interface FidRun {
   samples: number;
@@ -54,10 +55,7 @@ function main(): void {
   const mean = nfes.map((n) => runs.reduce((a, r) => a + ratio(r, n), 0) / runs.length);
   const rowChanges = (n: number) => names.map((name) => Math.max(...runs.map((r) => fd(r, name, n))) - Math.min(...runs.map((r) => fd(r, name, n))));
   const sameRowSpread = nfes.map((n) => Math.max(...rowChanges(n)));
-  const typicalRowChange = nfes.map((n) => {
-    const v = rowChanges(n).sort((a, b) => a - b);
-    return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-  });
+  const typicalRowChange = nfes.map((n) => median(rowChanges(n)));
   const difference = nfes.map((n) => runs.reduce((a, r) => a + fd(r, 'auto (preset)', n) - Math.min(...baselines.map((b) => fd(r, b, n))), 0) / runs.length);
   // Two readings of "worse than the best baseline by more than the noise" (docs/benchmarks.md §3):
   // paired (every row of a set has the same noise, so compare the ratio with its own set-to-set

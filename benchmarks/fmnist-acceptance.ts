@@ -22,6 +22,7 @@ import { join } from 'path';
 import { fixed, parseArgs, sci, table } from './support/markdown';
 import type { FmnistAccuracyResult, FmnistRow } from './support/fmnist-accuracy';
 import { isAcceptanceReference } from './support/report';
+import { median, quantile } from './support/stats';
 // mulberry32, the project's small seeded generator (test/support/prng.cjs).
 const { prng } = createRequire(__filename)('../test/support/prng.cjs') as { prng: (seed: number) => () => number };
 
@@ -34,24 +35,15 @@ function pooledRms(perSample: number[], idx?: number[]): number {
 }
 
 /** Median of a set of per-sample errors (or of the subset idx, with repeats). */
-function median(perSample: number[], idx?: number[]): number {
-  const v = (idx ?? perSample.map((_, i) => i)).map((i) => perSample[i]).sort((a, b) => a - b);
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+function medianOf(perSample: number[], idx?: number[]): number {
+  return median(idx ? idx.map((i) => perSample[i]) : perSample);
 }
 
 /** The two statistics of the per-sample errors the acceptance reports (median first: the verdict's). */
 const METRICS = [
-  { key: 'median', label: 'median', of: median },
+  { key: 'median', label: 'median', of: medianOf },
   { key: 'rms', label: 'RMS', of: pooledRms },
 ];
-
-function quantile(sorted: number[], q: number): number {
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
 
 function main(): void {
   const args = parseArgs(process.argv.slice(2).filter((a) => a !== '--'));
