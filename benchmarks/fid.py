@@ -66,6 +66,19 @@ def read_npy(path: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(raw[start:]), dtype=torch.float32).reshape(shape)
 
 
+def read_samples(path: str, what: str = 'samples') -> torch.Tensor:
+    """A samples file [N, 1, 28, 28]; exits with a message naming the file otherwise."""
+    if not os.path.isfile(path):
+        sys.exit(f'{what} {path}: no such file')
+    try:
+        x = read_npy(path)
+    except (ValueError, KeyError, SyntaxError, RuntimeError) as e:
+        sys.exit(f'{what} {path}: {e}')
+    if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        sys.exit(f'{what} {path}: expected samples [N, 1, 28, 28], got {tuple(x.shape)}')
+    return x
+
+
 @torch.no_grad()
 def features(model: torch.jit.ScriptModule, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
     out = [model(images[i:i + batch].float().clamp(-1, 1))[1].double() for i in range(0, images.shape[0], batch)]
@@ -154,7 +167,9 @@ def main() -> None:
     if not args.json:
         ap.error('--json is required')
     if args.ref_npy:
-        ref = read_npy(args.ref_npy)
+        ref = read_samples(args.ref_npy, '--ref-npy')
+        if ref.shape[0] < 2 or not torch.isfinite(ref).all():
+            sys.exit(f'--ref-npy {args.ref_npy}: needs at least 2 finite samples')
         mu, s = gaussian(features(model, ref))
         stats = {'mu': mu, 'cov': s, 'n': int(ref.shape[0]), 'source': os.path.basename(args.ref_npy)}
     else:
@@ -166,9 +181,7 @@ def main() -> None:
     if stats.get('train_ref_n'):
         results['train_reference'] = {'n': stats['train_ref_n'], 'fd': stats['train_ref_fd']}
     for path in args.samples:
-        x = read_npy(path)
-        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-            sys.exit(f'{path}: expected samples [N, 1, 28, 28], got {tuple(x.shape)}')
+        x = read_samples(path)
         if not torch.isfinite(x).all():
             results['scores'][os.path.basename(path)] = {'n': int(x.shape[0]), 'fd': float('nan'), 'nonfinite': True}
             continue

@@ -4,10 +4,10 @@
  * (accuracy relations that are orders of magnitude apart, agreement between executors,
  * closed forms of the Frechet distance). Timings are never asserted.
  */
-import { execFile, execFileSync } from 'child_process';
+import { execFile, execFileSync, spawnSync } from 'child_process';
 import { promisify } from 'util';
 import { createHash } from 'crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { describe, expect, it } from 'vitest';
@@ -128,6 +128,17 @@ describe('benchmark scripts on tiny settings', () => {
   it('fid.py computes the Frechet distance exactly on Gaussians with known FD', () => {
     const out = execFileSync('/usr/bin/python3', [join(ROOT, 'benchmarks', 'fid.py'), '--self-test'], { encoding: 'utf8' });
     expect(JSON.parse(out).self_test_max_rel_dev).toBeLessThan(1e-9);
+  }, 60_000);
+
+  it('fid.py --ref-npy refuses a missing or malformed reference file with a message naming the option', () => {
+    const garbage = join(OUT, 'not-an-npy.npy');
+    writeFileSync(garbage, 'garbage');
+    for (const [ref, message] of [[join(OUT, 'missing.npy'), /--ref-npy .*missing\.npy: no such file/], [garbage, /--ref-npy .*not an \.npy file/]] as const) {
+      const r = spawnSync('/usr/bin/python3', [join(ROOT, 'benchmarks', 'fid.py'), '--json', join(OUT, 'x.json'), '--ref-npy', ref, garbage], { encoding: 'utf8' });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/Traceback/);
+    }
   }, 60_000);
 
   it.skipIf(!existsSync(FMNIST_UNET) || !existsSync(CLASSIFIER))('fid.ts generates samples and scores them', async () => {
