@@ -4,13 +4,16 @@
  *   - benchmarks/fmnist-acceptance.ts: auto / best reference per seed and pooled, for the median
  *     and the RMS of the per-sample errors (a flipped sample moves the RMS, not the median);
  *   - benchmarks/fid-summary.ts: auto / best baseline FD per noise set, and the paired and
- *     per-row noise verdicts.
+ *     per-row noise verdicts;
+ *   - benchmarks/support/stats.ts: the quantiles and the rank correlation they (and
+ *     auto-candidates-fd.ts) use.
  */
 import { execFileSync } from 'child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { describe, expect, test } from 'vitest';
+import { median, quantile, rankCorrelation } from '../benchmarks/support/stats';
 
 const ROOT = join(__dirname, '..');
 const VITE_NODE = join(ROOT, 'node_modules', '.bin', 'vite-node');
@@ -102,4 +105,20 @@ describe('benchmarks/fid-summary.ts', () => {
     expect(cell('verdict, paired')).toBe('worse');
     expect(cell('verdict, per row')).toBe('within noise');
   }, 60_000);
+});
+
+describe('benchmarks/support/stats.ts', () => {
+  test('quantile interpolates linearly, median of an even count is the mean of the middle two', () => {
+    expect(quantile([0, 10, 20, 30, 40], 0.99)).toBeCloseTo(39.6, 12);
+    expect(quantile(Float64Array.from([1, 2]), 0.5)).toBe(1.5);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+
+  test("rankCorrelation is Spearman's rho: 1 for any increasing relation, -1 reversed, 1 - 6 sum d^2 / (n (n^2 - 1)) otherwise", () => {
+    expect(rankCorrelation([1, 2, 3], [1, 8, 27])).toBeCloseTo(1, 12);
+    expect(rankCorrelation([1, 2, 3, 4], [40, 30, 20, 10])).toBeCloseTo(-1, 12);
+    // two neighbouring swaps: sum d^2 = 4, n = 5 -> 1 - 24 / 120 = 0.8
+    expect(rankCorrelation([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])).toBeCloseTo(0.8, 12);
+    expect(() => rankCorrelation([1, 2], [1])).toThrow(RangeError);
+  });
 });

@@ -15,6 +15,7 @@ import { mixtureLogDensity } from '../benchmarks/support/gmm-likelihood';
 import { loadGmmParams, runGmmAccuracy } from '../benchmarks/support/gmm-accuracy';
 import { gridByNames } from '../benchmarks/support/solver-grid';
 import { autoTable } from '../lib/presets/auto';
+import { autoCandidates } from '../lib/presets/auto-candidates';
 
 const ROOT = join(__dirname, '..');
 const VITE_NODE = join(ROOT, 'node_modules', '.bin', 'vite-node');
@@ -157,7 +158,8 @@ describe('benchmark scripts on tiny settings', () => {
   it.skipIf(!existsSync(FMNIST_UNET) || !existsSync(CLASSIFIER))("auto-candidates-fd.ts scores the auto table's admissible candidates, references and the ODE solution", async () => {
     await runScript('auto-candidates-fd.ts', []);
     const res = JSON.parse(readFileSync(join(OUT, 'auto-candidates-fd.json'), 'utf8')) as {
-      entries: Array<{ name: string; kind: string; nfe: number; unetError?: number; picked?: boolean; fd: number; fdToOde: number }>;
+      entries: Array<{ name: string; kind: string; nfe: number; unetError?: number; picked?: boolean; fd: number; fdToOde: number; mixtureRatio: number; medianError: number; rmsError: number; pixelStd: number }>;
+      testImages: { std: number; p99: number };
     };
     const row = autoTable().schedules.discrete?.find((r) => r.nfe === 8);
     const candidates = res.entries.filter((e) => e.kind === 'admissible candidate');
@@ -172,6 +174,24 @@ describe('benchmark scripts on tiny settings', () => {
     const others = res.entries.filter((e) => e.kind !== 'ODE solution');
     for (const e of others) expect(e.fdToOde).toBeGreaterThan(0.1);
     expect(Math.abs(res.entries.find((e) => e.kind === 'ODE solution')!.fdToOde)).toBeLessThan(1e-3);
+    // per-sample errors against the ODE solution's samples: none for the ODE itself
+    const ode = res.entries.find((e) => e.kind === 'ODE solution')!;
+    expect([ode.medianError, ode.rmsError]).toEqual([0, 0]);
+    for (const e of others) expect(e.medianError).toBeGreaterThan(1e-4);
+    // the reference is one of the configurations that set the mixture bar, so it is at or above it
+    expect(res.entries.find((e) => e.kind === 'reference')!.mixtureRatio).toBeGreaterThanOrEqual(1);
+    for (const e of res.entries) expect(e.pixelStd).toBeGreaterThan(0.3);
+    // the test images' pixel values (Fashion-MNIST t10k in [-1, 1], as fid.py reads them)
+    expect(res.testImages.std).toBeCloseTo(0.705, 2);
+    expect(res.testImages.p99).toBeCloseTo(0.984, 2);
+
+    // --all: the family's first candidates whether admitted or not, and what FD ranks by
+    await runScript('auto-candidates-fd.ts', ['--all', '--tag', '-all']);
+    const all = JSON.parse(readFileSync(join(OUT, 'auto-candidates-fd-all.json'), 'utf8')) as typeof res;
+    expect(all.entries.filter((e) => e.kind.endsWith('candidate')).map((e) => e.name)).toEqual(autoCandidates().slice(0, 2).map((c) => `auto-candidate ${c.name}`));
+    const md = readFileSync(join(OUT, 'auto-candidates-fd-all.md'), 'utf8');
+    expect(md).toMatch(/Rank correlations over the 2 candidates with a median error below 0\.15 \(Spearman\): FD vs pixel std -?1\.00,/);
+    expect(md).toMatch(/Rows at or below the best reference on all three .*: (none|.+)\./);
   }, 180_000);
 
   it.skipIf(!existsSync(FMNIST_COND) || !existsSync(CLASSIFIER))('class-guidance.ts samples every class per guidance scale and scores them', async () => {

@@ -116,6 +116,16 @@ export function scoreFd(o: {
   return JSON.parse(readFileSync(o.jsonFile, 'utf8')) as FdScores;
 }
 
+/** The float32 values of a sample file written by writeSamples (an .npy of encodeNpy's layout). */
+export function readSamples(file: string): Float32Array {
+  const raw = readFileSync(file);
+  if (raw.subarray(0, 6).toString('latin1') !== '\x93NUMPY' || raw[6] !== 1) throw new Error(`${file}: not an .npy 1.0 file`);
+  const start = 10 + raw.readUInt16LE(8);
+  if (!raw.subarray(10, start).toString('latin1').includes("'descr': '<f4'")) throw new Error(`${file}: not little-endian float32`);
+  const bytes = raw.subarray(start);
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+}
+
 /** FD of one file in a scoreFd result. */
 export function fdOf(scores: FdScores, file: string): number {
   const s = scores.scores[file.split('/').pop()!];
