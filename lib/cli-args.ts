@@ -4,7 +4,23 @@
  * text and exits with status 2).
  */
 import { parseArgs } from 'node:util';
-import { ALGORITHMS, MAX_STEPS, METHODS, MODEL_TYPES, SOLVERS, type Algorithm, type Method, type ModelType, type SolverName } from './options';
+import {
+  ALGORITHMS,
+  MAX_STEPS,
+  METHODS,
+  MODEL_TYPES,
+  RDE_MODES,
+  SCIRE_CORRECTORS,
+  SOLVERS,
+  UNIPC_VARIANTS,
+  type Algorithm,
+  type Method,
+  type ModelType,
+  type RdeMode,
+  type ScireCorrector,
+  type SolverName,
+  type UniPcVariant,
+} from './options';
 import { PRESETS, type Preset } from './presets/auto';
 import { SKIP_TYPES, type SkipType } from './timesteps';
 import type { DeviceName } from './native-types';
@@ -41,7 +57,7 @@ const list = (xs: readonly unknown[]): string => xs.join(' | ');
 
 export const SAMPLE_USAGE = `Usage: scire sample [flags]
 
-Samples a TorchScript diffusion model with SciRE-Solver (or DDIM / DPM-Solver++) and writes
+Samples a TorchScript diffusion model with SciRE-Solver (or DDIM / DPM-Solver++ / UniPC) and writes
 the batch as a PNG grid (image-shaped samples, values mapped from the model's data range,
 [-1, 1] by default) or as a .npy array (float32, any shape). The model's schedule, sample
 shape and prediction type come from the JSON card next to it (model.pt -> model.json).
@@ -63,6 +79,13 @@ Flags:
   --order <int>         1 | 2 | 3 (default 3 for scire, 2 for dpmpp, 1 for ddim)
   --skip <name>         ${list(SKIP_TYPES)}
                         (default nsr for scire, logsnr otherwise)
+  --rde <name>          ${list(RDE_MODES)} (scire only; default faithful: the official
+                        recursive difference)
+  --corrector <name>    ${list(SCIRE_CORRECTORS)} (scire multistep only; default none): the
+                        UniC-style corrector of docs/math.md section 9, no extra NFE
+  --variant <name>      ${list(UNIPC_VARIANTS)} (unipc only; default bh1)
+  --final-corrector     unipc only: also correct the last step (one more evaluation: NFE = steps + 1)
+  --no-lower-order-final  Keep the full order in the last steps (default: lowered, see docs/math.md)
   --model-type <name>   ${list(MODEL_TYPES)} (default: the card's, else noise)
   --denoise-to-zero     Add a final data-prediction evaluation at the end time (+1 NFE)
   --class <name|index>  Sample this class of a class-conditional model (its card's "conditioning"),
@@ -137,6 +160,13 @@ export interface SampleArgs {
   method?: Method;
   order?: 1 | 2 | 3;
   skip?: SkipType;
+  rde?: RdeMode;
+  corrector?: ScireCorrector;
+  variant?: UniPcVariant;
+  /** --final-corrector (undefined when absent). */
+  finalCorrector?: true;
+  /** --no-lower-order-final gives false (undefined when absent). */
+  lowerOrderFinal?: false;
   modelType?: ModelType;
   denoiseToZero: boolean;
   samples: number;
@@ -251,12 +281,47 @@ function out(value: string | undefined, fallback = 'samples.png'): string {
   return value;
 }
 
-/** Runs a parseArgs call, its errors (unknown flag, missing value, ...) turned into one-line UsageErrors. */
-function guarded<T>(parse: () => T): T {
+/** What people type for a flag that has another name here. */
+const FLAG_SYNONYMS: Record<string, string> = { nfe: 'steps', batch: 'samples', 'num-samples': 'samples', scheduler: 'solver', sampler: 'solver' };
+
+/** Levenshtein distance (small strings only: flag names). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/** ' (did you mean ...?)' for an unknown flag: its short form, a synonym or a close spelling; '' if none. */
+export function flagHint(given: string, options: Record<string, { type: string; short?: string }>): string {
+  const name = given.replace(/^-+/, '').split('=')[0];
+  for (const [long, o] of Object.entries(options)) if (o.short === name) return ` (did you mean -${name}, i.e. --${long}?)`;
+  const synonym = FLAG_SYNONYMS[name];
+  if (synonym !== undefined && synonym in options) return ` (did you mean --${synonym}?)`;
+  let best = '';
+  let bestDistance = name.length <= 3 ? 2 : 3;
+  for (const long of Object.keys(options)) {
+    const d = editDistance(name, long);
+    if (d < bestDistance) [best, bestDistance] = [long, d];
+  }
+  return best ? ` (did you mean --${best}?)` : '';
+}
+
+/**
+ * Runs a parseArgs call, its errors (unknown flag, missing value, ...) turned into one-line
+ * UsageErrors; an unknown flag is named with the closest flag of `options`.
+ */
+export function guarded<T>(parse: () => T, options: Record<string, { type: string; short?: string }> = {}): T {
   try {
     return parse();
   } catch (err) {
-    const message = String((err as Error).message ?? err)
+    const e = err as Error & { code?: string };
+    const unknown = e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'([^']+)'/.exec(String(e.message))?.[1] : undefined;
+    if (unknown !== undefined) throw new UsageError(`unknown flag '${unknown}'${flagHint(unknown, options)}`);
+    const message = String(e.message ?? err)
       .split('\n')
       .map((line) => line.trim())
       .filter(Boolean)
@@ -301,6 +366,11 @@ const SAMPLE_OPTIONS = {
   order: { type: 'string' },
   preset: { type: 'string' },
   skip: { type: 'string' },
+  rde: { type: 'string' },
+  corrector: { type: 'string' },
+  variant: { type: 'string' },
+  'final-corrector': { type: 'boolean' },
+  'no-lower-order-final': { type: 'boolean' },
   'model-type': { type: 'string' },
   'denoise-to-zero': { type: 'boolean' },
   samples: { type: 'string', short: 'n' },
@@ -334,6 +404,7 @@ function parseSample(args: string[]): SampleArgs {
       allowPositionals: true,
       options: SAMPLE_OPTIONS,
     }),
+    SAMPLE_OPTIONS,
   );
   if (positionals.length > 0) throw new UsageError(`scire sample takes no positional arguments, got '${positionals[0]}'`);
   const order = integer('order', values.order, 1);
@@ -373,6 +444,11 @@ function parseSample(args: string[]): SampleArgs {
     method: choice('method', METHODS, values.method),
     order: order as 1 | 2 | 3 | undefined,
     skip: choice('skip', SKIP_TYPES, values.skip),
+    rde: choice('rde', RDE_MODES, values.rde),
+    corrector: choice('corrector', SCIRE_CORRECTORS, values.corrector),
+    variant: choice('variant', UNIPC_VARIANTS, values.variant),
+    finalCorrector: values['final-corrector'] === true ? true : undefined,
+    lowerOrderFinal: values['no-lower-order-final'] === true ? false : undefined,
     modelType: choice('model-type', MODEL_TYPES, values['model-type']),
     denoiseToZero: values['denoise-to-zero'] === true,
     samples: integer('samples', values.samples, 1) ?? (classes ? DEFAULT_SAMPLES_PER_CLASS : 64),
@@ -410,6 +486,7 @@ const INPAINT_OPTIONS = {
 function parseInpaint(args: string[]): InpaintArgs {
   const { values, positionals } = guarded(() =>
     parseArgs({ args: joinNegativeValues(args, INPAINT_OPTIONS), strict: true, allowPositionals: true, options: INPAINT_OPTIONS }),
+    INPAINT_OPTIONS,
   );
   if (positionals.length > 0) throw new UsageError(`scire inpaint takes no positional arguments, got '${positionals[0]}'`);
   const help = values.help === true;
@@ -436,14 +513,17 @@ function parseInpaint(args: string[]): InpaintArgs {
   };
 }
 
+const INFO_OPTIONS = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+
 function parseInfo(args: string[]): InfoArgs {
   const { values, positionals } = guarded(() =>
     parseArgs({
       args,
       strict: true,
       allowPositionals: true,
-      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: INFO_OPTIONS,
     }),
+    INFO_OPTIONS,
   );
   if (positionals.length > 0) throw new UsageError(`scire info takes no positional arguments, got '${positionals[0]}'`);
   return { command: 'info', help: values.help === true, json: values.json === true };

@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError, choice as oneOf, device, reportCliError } from './cli-args';
+import { UsageError, choice as oneOf, device, guarded, reportCliError } from './cli-args';
 import { PACKAGE_ROOT, nativeBinding } from './native';
 import type { SampleJobData } from './scaleout/job';
 import { DEFAULT_WORKER_MAX_WAIT_MS } from './scaleout/worker';
@@ -64,7 +64,8 @@ Flags:
   --shape <dims>          Batch shape, e.g. 4,1,28,28
   --seed <int>            Seed of the starting noise (default: random, printed)
   --steps <int>           Solver steps (default: the worker's)
-  --solver, --algorithm, --method, --order, --skip, --denoise-to-zero   as in scire sample
+  --preset, --solver, --algorithm, --method, --order, --skip, --rde, --corrector, --variant,
+  --final-corrector, --no-lower-order-final, --denoise-to-zero   as in scire sample
   --guidance-scale <g>    Classifier-free guidance scale (with a conditional model)
   --out <file>            .png | .npy | .f32 (default samples.png)
   --job-id <id|auto>      Job id; auto derives it from the request (resubmitting returns
@@ -74,14 +75,6 @@ Flags:
   --timeout <s>           Longest wait for the result (default 600)
   -q, --quiet             No summary line
   -h, --help              Show this help`;
-
-function guarded<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
 
 function int(flag: string, value: string | undefined, min: number): number | undefined {
   if (value === undefined) return undefined;
@@ -176,7 +169,7 @@ function launchPerDevice(argv: string[], ids: number[]): Promise<number> {
 }
 
 async function runWorker(argv: string[]): Promise<number> {
-  const { values, positionals } = guarded(() => parseArgs({ args: argv, strict: true, allowPositionals: true, options: WORKER_FLAGS }));
+  const { values, positionals } = guarded(() => parseArgs({ args: argv, strict: true, allowPositionals: true, options: WORKER_FLAGS }), WORKER_FLAGS);
   if (values.help) {
     process.stdout.write(WORKER_USAGE + '\n');
     return 0;
@@ -271,6 +264,12 @@ const SUBMIT_FLAGS = {
   method: { type: 'string' },
   order: { type: 'string' },
   skip: { type: 'string' },
+  preset: { type: 'string' },
+  rde: { type: 'string' },
+  corrector: { type: 'string' },
+  variant: { type: 'string' },
+  'final-corrector': { type: 'boolean' },
+  'no-lower-order-final': { type: 'boolean' },
   'denoise-to-zero': { type: 'boolean' },
   'guidance-scale': { type: 'string' },
   out: { type: 'string' },
@@ -283,7 +282,7 @@ const SUBMIT_FLAGS = {
 } as const;
 
 async function runSubmit(argv: string[]): Promise<number> {
-  const { values, positionals } = guarded(() => parseArgs({ args: argv, strict: true, allowPositionals: true, options: SUBMIT_FLAGS }));
+  const { values, positionals } = guarded(() => parseArgs({ args: argv, strict: true, allowPositionals: true, options: SUBMIT_FLAGS }), SUBMIT_FLAGS);
   if (values.help) {
     process.stdout.write(SUBMIT_USAGE + '\n');
     return 0;
@@ -306,6 +305,12 @@ async function runSubmit(argv: string[]): Promise<number> {
     method: values.method as SampleJobData['method'],
     order: int('order', values.order, 1),
     skip: values.skip as SampleJobData['skip'],
+    preset: values.preset as SampleJobData['preset'],
+    rde: values.rde as SampleJobData['rde'],
+    corrector: values.corrector as SampleJobData['corrector'],
+    variant: values.variant as SampleJobData['variant'],
+    finalCorrector: values['final-corrector'] || undefined,
+    lowerOrderFinal: values['no-lower-order-final'] ? false : undefined,
     denoiseToZero: values['denoise-to-zero'] || undefined,
     guidanceScale: num('guidance-scale', values['guidance-scale']),
   };

@@ -206,7 +206,9 @@ async function runSample(args: SampleArgs): Promise<void> {
     );
   }
 
-  const solverFlags = [args.solver, args.algorithm, args.method, args.order, args.skip].some((v) => v !== undefined);
+  const solverFlags = [args.solver, args.algorithm, args.method, args.order, args.skip, args.rde, args.corrector, args.variant, args.finalCorrector, args.lowerOrderFinal].some(
+    (v) => v !== undefined,
+  );
   const solverOptions: CompileOptions = {
     schedule: card.schedule,
     modelType: args.modelType ?? card.modelType,
@@ -218,6 +220,11 @@ async function runSample(args: SampleArgs): Promise<void> {
     method: args.method,
     order: args.order,
     skip: args.skip,
+    rde: args.rde,
+    corrector: args.corrector,
+    variant: args.variant,
+    finalCorrector: args.finalCorrector,
+    lowerOrderFinal: args.lowerOrderFinal,
     denoiseToZero: args.denoiseToZero || undefined,
   };
   try {
@@ -278,7 +285,16 @@ async function runSample(args: SampleArgs): Promise<void> {
 
   const seconds = result.timings.totalMs / 1000;
   const meta = sampler.planFor().meta;
-  const solver = [meta.solver, meta.algorithm, meta.method, meta.order !== undefined ? `order ${meta.order}` : undefined, meta.skip]
+  const solver = [
+    meta.solver,
+    meta.algorithm,
+    meta.variant,
+    meta.method,
+    meta.order !== undefined ? `order ${meta.order}` : undefined,
+    meta.skip,
+    meta.corrector !== undefined && meta.corrector !== 'none' ? `corrector ${meta.corrector}` : undefined,
+    meta.finalCorrector === true ? 'final corrector' : undefined,
+  ]
     .filter((v) => v !== undefined && v !== null)
     .join(' ') + (result.solver.preset ? ` [preset auto: ${result.solver.presetRow?.name}]` : '');
   process.stdout.write(

@@ -81,6 +81,13 @@ describe('scire command line parsing', () => {
       dtype: 'float16', out: 'x.npy', quiet: true,
     });
     expect((parseCommandLine(['sample', '--algorithm', 'v2']) as SampleArgs).algorithm).toBe('v2');
+    // the solver fields of issue 14: UniPC variant and final corrector, the SciRE corrector and RDE, lower-order final
+    expect(parseCommandLine(['sample', '--solver', 'unipc', '--variant', 'bh2', '--final-corrector', '--no-lower-order-final'])).toMatchObject({
+      solver: 'unipc', variant: 'bh2', finalCorrector: true, lowerOrderFinal: false,
+    });
+    expect(parseCommandLine(['sample', '--corrector', 'consistent', '--rde', 'consistent'])).toMatchObject({ corrector: 'consistent', rde: 'consistent' });
+    const plain = parseCommandLine(['sample']) as SampleArgs;
+    expect([plain.variant, plain.finalCorrector, plain.corrector, plain.rde, plain.lowerOrderFinal]).toEqual([undefined, undefined, undefined, undefined, undefined]);
   });
 
   it('rejects bad flags with a UsageError naming the flag and the allowed values', () => {
@@ -93,7 +100,14 @@ describe('scire command line parsing', () => {
       [['sample', '--out', 'x.jpg'], /--out must name a .png or .npy file, got 'x.jpg'/],
       [['sample', '--seed', '-3'], /^--seed must be a non-negative integer below 2\^64, got '-3'$/],
       [['sample', '--shape', '1,0,4'], /--shape must be positive integers/],
-      [['sample', '--frobnicate'], /Unknown option '--frobnicate'/],
+      [['sample', '--frobnicate'], /^unknown flag '--frobnicate'$/],
+      // an unknown flag names the flag meant: the short form, a synonym, a close spelling
+      [['sample', '--n', '4'], /^unknown flag '--n' \(did you mean -n, i\.e\. --samples\?\)$/],
+      [['sample', '--nfe', '8'], /^unknown flag '--nfe' \(did you mean --steps\?\)$/],
+      [['sample', '--stpes', '8'], /^unknown flag '--stpes' \(did you mean --steps\?\)$/],
+      [['sample', '--variant', 'bh3'], /--variant must be one of bh1 \| bh2, got 'bh3'/],
+      [['sample', '--corrector', 'yes'], /--corrector must be one of none \| faithful \| consistent, got 'yes'/],
+      [['sample', '--rde', 'exact'], /--rde must be one of faithful \| consistent, got 'exact'/],
       [['sample', 'extra'], /takes no positional arguments/],
       [['render'], /unknown command 'render'/],
     ];
@@ -105,7 +119,8 @@ describe('scire command line parsing', () => {
 
   it('documents every flag in --help', () => {
     for (const flag of ['--model', '--card', '--steps', '--solver', '--algorithm', '--method', '--order', '--skip', '--model-type',
-      '--denoise-to-zero', '-n, --samples', '--shape', '--seed', '--device', '--dtype', '--out', '--quiet', '--help']) {
+      '--denoise-to-zero', '-n, --samples', '--shape', '--seed', '--device', '--dtype', '--out', '--quiet', '--help',
+      '--rde', '--corrector', '--variant', '--final-corrector', '--no-lower-order-final']) {
       expect(SAMPLE_USAGE).toContain(flag);
     }
   });
@@ -171,6 +186,31 @@ describe('scire end to end (dist/cli.js)', () => {
     expect(data.length).toBe(48);
     expect(data.every(Number.isFinite)).toBe(true);
     expect(Math.max(...data) - Math.min(...data)).toBeGreaterThan(0.5);
+  }, 120_000);
+
+  it('runs the solver named by --variant / --final-corrector / --corrector, as the API does with the same options', async () => {
+    const { loadModel, Sampler, readModelCard } = await import('../lib/index');
+    const card = readModelCard(GMM_MODEL);
+    const model = await loadModel(GMM_MODEL);
+    const cases: Array<[string[], Record<string, unknown>, RegExp]> = [
+      [['--solver', 'unipc', '--variant', 'bh2', '--final-corrector'], { solver: 'unipc', variant: 'bh2', finalCorrector: true }, /NFE 6, .*\(unipc bh2 multistep order 3 logsnr final corrector; seed 4;/],
+      [['--corrector', 'faithful', '--no-lower-order-final'], { corrector: 'faithful', lowerOrderFinal: false }, /NFE 5, .*\(scire v1 multistep order 3 nsr corrector faithful; seed 4;/],
+    ];
+    try {
+      for (const [flags, options, summary] of cases) {
+        const out = path.join(tmp, 'solver-flags.npy');
+        const run = scire(['sample', '--model', GMM_MODEL, '-n', '3', '--steps', '5', '--seed', '4', '-q', '--out', out, ...flags]);
+        expect(run.stderr, flags.join(' ')).toBe('');
+        expect(run.stdout).toMatch(summary);
+        const buf = fs.readFileSync(out);
+        const start = 10 + buf.readUInt16LE(8);
+        const cli = new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length));
+        const api = await new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps: 5, ...options }).sample({ shape: [3, ...card.shape!], seed: 4 });
+        expect(Array.from(cli), flags.join(' ')).toEqual(Array.from(api.data));
+      }
+    } finally {
+      model.dispose();
+    }
   }, 120_000);
 
   it('exits with status 2 and the usage on bad flags', () => {

@@ -252,10 +252,10 @@ const CLI_CASES: CliCase[] = [
   { argv: ['sample', '-n', '-3'], message: /^scire: --samples must be an integer >= 1, got '-3'$/ },
   { argv: ['sample', '-n', '1000000000'], message: /^scire: -n 1000000000 samples of shape \[1, 28, 28\] are 784000000000 values, more than the 268435456 one run may hold/ },
   { argv: ['sample', '--seed'], message: /^scire: Option '--seed <value>' argument missing$/ },
-  { argv: ['sample', '--bogus'], message: /^scire: Unknown option '--bogus'/ },
+  { argv: ['sample', '--bogus'], message: /^scire: unknown flag '--bogus'/ },
   { argv: ['sample', '--shape', '0,28'], message: /^scire: --shape must be positive integers/ },
   { argv: ['sample', '--dtype', 'int8'], message: /^scire: --dtype must be one of float32 \| float16 \| bfloat16, got 'int8'$/ },
-  { argv: ['info', '--bogus'], message: /^scire: Unknown option '--bogus'/ },
+  { argv: ['info', '--bogus'], message: /^scire: unknown flag '--bogus'/ },
   { argv: ['sample', '--solver', 'ddim', '--algorithm', 'v2'], message: /^scire: Expected no algorithm with solver 'ddim'/ },
 ];
 

@@ -113,7 +113,7 @@ describe('scire worker / submit command lines (dist/cli.js, no Redis needed)', (
       [['worker', '--device', 'gpu'], /--device must be cpu, cuda or cuda:N/],
       [['worker', '--device', 'cpu', '--devices', 'all'], /give --device or --devices, not both/],
       [['worker', '--results', 'disk'], /--results must be one of auto \| inline \| key/],
-      [['worker', '--bogus'], /Unknown option '--bogus'/],
+      [['worker', '--bogus'], /unknown flag '--bogus'/],
       [['submit', '--out', 'x.jpg'], /--out must name a .png, .npy or .f32 file/],
       [['submit', '-n', '2', '--shape', '2,1,28,28'], /give -n or --shape, not both/],
       [['submit', '--seed', '1.5'], /--seed must be a non-negative integer/],

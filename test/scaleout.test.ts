@@ -18,7 +18,10 @@
  * - SIGTERM to `scire worker --devices all` (no GPU here: it falls back to one CPU worker and
  *   says so) while jobs run: the jobs in flight finish, the rest stay queued, exit status 0.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { promisify } from 'node:util';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../lib/model';
@@ -254,6 +257,19 @@ describe('scire worker on a real redis-server', () => {
       expect(big.seed).toBe('18446744073709551615');
       const bigRef = await sampler.sample({ shape: [1, 1, 28, 28], seed: 18446744073709551615n });
       expect(relErr(big.data!, bigRef.data)).toBeLessThan(REL_TOL);
+      // `scire submit` passes the solver flags of issue 14 (UniPC variant, final corrector) on to the job.
+      const out = path.join(os.tmpdir(), `scire-submit-${process.pid}.npy`);
+      const submitted = await promisify(execFile)(
+        process.execPath,
+        [cli, 'submit', '--redis', redis.url, '--queue', 'api', '-n', '2', '--seed', '8', '--steps', '4', '--solver', 'unipc', '--variant', 'bh2', '--final-corrector', '--out', out],
+        { cwd: ROOT, encoding: 'utf8', timeout: 60_000 },
+      );
+      expect(submitted.stdout).toMatch(/2 samples \[1, 28, 28\], NFE 5, seed 8;/);
+      const npy = readFileSync(out);
+      const start = 10 + npy.readUInt16LE(8);
+      const viaCli = new Float32Array(npy.buffer.slice(npy.byteOffset + start, npy.byteOffset + npy.length));
+      const unipc = await new Sampler({ model, schedule, steps: 4, solver: 'unipc', variant: 'bh2', finalCorrector: true }).sample({ shape: [2, 1, 28, 28], seed: 8 });
+      expect(relErr(viaCli, unipc.data)).toBeLessThan(REL_TOL);
     } finally {
       await client.close();
       await worker.close();

@@ -12,9 +12,10 @@
  *   tStart           start time of the solve
  *   cond, condShape, uncond, guidanceScale   conditioning (JSON arrays of numbers)
  *   output           'f32' (raw little-endian float32, default) | 'npy' | 'png'
- *   steps, solver, algorithm, method, order, skip, denoiseToZero, lowerOrderFinal, tEnd,
- *   thresholding, rde, nsrShift, rho           solver options (those of compilePlan except
- *                    schedule and modelType, which belong to the worker's model)
+ *   preset, steps, solver, algorithm, method, order, skip, denoiseToZero, lowerOrderFinal,
+ *   tEnd, thresholding, rde, variant, finalCorrector, corrector, nsrShift, rho
+ *                    solver options (those of compilePlan except schedule and modelType,
+ *                    which belong to the worker's model, and tStart, a sample option here)
  *
  * Only the JSON-specific checks live here (known keys, n vs shape, arrays to Float32Array,
  * the output format, the worker's limits). Every solver option is checked by the Sampler's
@@ -53,6 +54,7 @@ export interface SampleJobData {
   uncond?: number[];
   guidanceScale?: number;
   output?: OutputFormat;
+  preset?: CompileOptions['preset'];
   steps?: number;
   solver?: CompileOptions['solver'];
   algorithm?: CompileOptions['algorithm'];
@@ -64,6 +66,9 @@ export interface SampleJobData {
   tEnd?: number;
   thresholding?: CompileOptions['thresholding'];
   rde?: CompileOptions['rde'];
+  variant?: CompileOptions['variant'];
+  finalCorrector?: boolean;
+  corrector?: CompileOptions['corrector'];
   nsrShift?: number;
   rho?: number;
 }
