@@ -14,7 +14,10 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError, choice as oneOf, device, guarded, reportCliError } from './cli-args';
 import { PACKAGE_ROOT, nativeBinding } from './native';
+import { ALGORITHMS, METHODS, RDE_MODES, SCIRE_CORRECTORS, SOLVERS, UNIPC_VARIANTS } from './options';
+import { PRESETS } from './presets/auto';
 import type { SampleJobData } from './scaleout/job';
+import { SKIP_TYPES } from './timesteps';
 import { DEFAULT_WORKER_MAX_WAIT_MS } from './scaleout/worker';
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
@@ -300,15 +303,16 @@ async function runSubmit(argv: string[]): Promise<number> {
     seed,
     output: ext,
     steps: int('steps', values.steps, 1),
-    solver: values.solver as SampleJobData['solver'],
-    algorithm: values.algorithm as SampleJobData['algorithm'],
-    method: values.method as SampleJobData['method'],
+    // The allowed names are checked here, at once; how they combine, by the worker's Sampler.
+    solver: oneOf('solver', SOLVERS, values.solver),
+    algorithm: oneOf('algorithm', ALGORITHMS, values.algorithm),
+    method: oneOf('method', METHODS, values.method),
     order: int('order', values.order, 1),
-    skip: values.skip as SampleJobData['skip'],
-    preset: values.preset as SampleJobData['preset'],
-    rde: values.rde as SampleJobData['rde'],
-    corrector: values.corrector as SampleJobData['corrector'],
-    variant: values.variant as SampleJobData['variant'],
+    skip: oneOf('skip', SKIP_TYPES, values.skip),
+    preset: oneOf('preset', PRESETS, values.preset),
+    rde: oneOf('rde', RDE_MODES, values.rde),
+    corrector: oneOf('corrector', SCIRE_CORRECTORS, values.corrector),
+    variant: oneOf('variant', UNIPC_VARIANTS, values.variant),
     finalCorrector: values['final-corrector'] || undefined,
     lowerOrderFinal: values['no-lower-order-final'] ? false : undefined,
     denoiseToZero: values['denoise-to-zero'] || undefined,

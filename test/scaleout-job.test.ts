@@ -117,6 +117,11 @@ describe('scire worker / submit command lines (dist/cli.js, no Redis needed)', (
       [['submit', '--out', 'x.jpg'], /--out must name a .png, .npy or .f32 file/],
       [['submit', '-n', '2', '--shape', '2,1,28,28'], /give -n or --shape, not both/],
       [['submit', '--seed', '1.5'], /--seed must be a non-negative integer/],
+      // solver names are checked before anything is sent (no Redis is running here)
+      [['submit', '--solver', 'euler'], /--solver must be one of scire \| ddim \| dpmpp \| unipc, got 'euler'/],
+      [['submit', '--variant', 'bh3'], /--variant must be one of bh1 \| bh2, got 'bh3'/],
+      [['submit', '--skip', 'linear'], /--skip must be one of .*, got 'linear'/],
+      [['submit', '--nfe', '8'], /unknown flag '--nfe' \(did you mean --steps\?\)/],
     ];
     for (const [args, message] of bad) {
       const r = run(args);
