@@ -201,3 +201,18 @@ export function encodeNpy(data: Float32Array, shape: readonly number[]): Uint8Ar
 
   return Buffer.concat([NPY_MAGIC, lengthField, Buffer.from(headerText, 'latin1'), float32Bytes(data)]);
 }
+
+/** Reads what encodeNpy writes (an .npy 1.0 file of little-endian float32 in C order): its shape and values. */
+export function decodeNpy(bytes: Uint8Array): { shape: number[]; data: Float32Array } {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < 10 || !buf.subarray(0, 7).equals(NPY_MAGIC.subarray(0, 7))) throw new RangeError('not an .npy 1.0 file');
+  const start = 10 + buf.readUInt16LE(8);
+  const header = buf.toString('latin1', 10, start);
+  const shape = /'descr': '<f4', 'fortran_order': False, 'shape': \(([^)]*)\)/.exec(header);
+  if (!shape) throw new RangeError(`not a C-order little-endian float32 .npy file (header ${header.trim()})`);
+  const dims = shape[1].split(',').filter((d) => d.trim() !== '').map(Number);
+  const body = buf.subarray(start);
+  const data = new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
+  if (data.length !== dims.reduce((a, b) => a * b, 1)) throw new RangeError(`.npy data has ${data.length} values for shape [${dims.join(', ')}]`);
+  return { shape: dims, data };
+}

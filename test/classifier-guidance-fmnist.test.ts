@@ -21,6 +21,7 @@ import { loadModel } from '../lib/model';
 import { readModelCard } from '../lib/model-card';
 import { Sampler } from '../lib/sampler';
 import { DIST_CLI, ROOT, ensureDistBuilt } from './support/dist';
+import { decodeNpy } from '../lib/image-io';
 import { relativeRms } from './support/native-gmm';
 
 /** The scale stated in docs/usage.md and models/README.md (chosen from the benchmark table). */
@@ -28,10 +29,7 @@ export const GUIDED_SCALE = 8;
 const TIMECLF = path.join(ROOT, 'models', 'fmnist_timeclf.pt');
 
 function readNpy(file: string): Float32Array {
-  const buf = fs.readFileSync(file);
-  const headerLen = buf.readUInt16LE(8);
-  const body = buf.subarray(10 + headerLen);
-  return new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
+  return decodeNpy(fs.readFileSync(file)).data;
 }
 
 describe('classifier guidance on the bundled Fashion-MNIST model', () => {

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLE_USAGE, UsageError, parseCommandLine, type SampleArgs } from '../lib/cli-args';
-import { GRID_PADDING } from '../lib/image-io';
+import { GRID_PADDING, decodeNpy } from '../lib/image-io';
 import { DIST_CLI, ROOT, ensureDistBuilt } from './support/dist';
 
 const CLI = DIST_CLI;
@@ -202,9 +202,7 @@ describe('scire end to end (dist/cli.js)', () => {
         const run = scire(['sample', '--model', GMM_MODEL, '-n', '3', '--steps', '5', '--seed', '4', '-q', '--out', out, ...flags]);
         expect(run.stderr, flags.join(' ')).toBe('');
         expect(run.stdout).toMatch(summary);
-        const buf = fs.readFileSync(out);
-        const start = 10 + buf.readUInt16LE(8);
-        const cli = new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length));
+        const cli = decodeNpy(fs.readFileSync(out)).data;
         const api = await new Sampler({ model, schedule: card.schedule, modelType: card.modelType, steps: 5, ...options }).sample({ shape: [3, ...card.shape!], seed: 4 });
         expect(Array.from(cli), flags.join(' ')).toEqual(Array.from(api.data));
       }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeNpy, encodePng, toByte, toImageGrid } from '../lib/image-io';
+import { decodeNpy, encodeNpy, encodePng, toByte, toImageGrid } from '../lib/image-io';
 
 /** Bit-by-bit CRC-32 (reflected polynomial 0xEDB88320), independent of the encoder's table. */
 function referenceCrc32(bytes: Uint8Array): number {
@@ -161,6 +161,19 @@ describe('encodeNpy', () => {
   it('writes a one-element tuple for 1-D shapes', () => {
     const header = encodeNpy(new Float32Array(5), [5]).toString('latin1', 10, 80);
     expect(header).toContain("'shape': (5,)");
+  });
+
+  it('decodeNpy reads back the shape and every value bit for bit (also a 1-D file), and refuses what it cannot read', () => {
+    const back = decodeNpy(npy);
+    expect(back.shape).toEqual(shape);
+    expect(back.data.length).toBe(values.length);
+    for (let i = 0; i < values.length; i++) expect(Object.is(back.data[i], values[i])).toBe(true);
+    expect(decodeNpy(encodeNpy(new Float32Array([1, 2, 3]), [3])).shape).toEqual([3]);
+    expect(() => decodeNpy(new Uint8Array(4))).toThrow(/not an \.npy 1\.0 file/);
+    const f8 = Buffer.from(npy);
+    f8.write('<f8', f8.indexOf('<f4'), 'latin1');
+    expect(() => decodeNpy(f8)).toThrow(/not a C-order little-endian float32 \.npy file/);
+    expect(() => decodeNpy(npy.subarray(0, npy.length - 4))).toThrow(/has 11 values for shape \[2, 1, 2, 3\]/);
   });
 
   it('rejects a data length that does not match the shape', () => {

@@ -24,6 +24,7 @@ import * as os from 'node:os';
 import { promisify } from 'node:util';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeNpy } from '../lib/image-io';
 import { loadModel } from '../lib/model';
 import { Sampler } from '../lib/sampler';
 import { NoiseSchedule } from '../lib/schedule';
@@ -265,9 +266,7 @@ describe('scire worker on a real redis-server', () => {
         { cwd: ROOT, encoding: 'utf8', timeout: 60_000 },
       );
       expect(submitted.stdout).toMatch(/2 samples \[1, 28, 28\], NFE 5, seed 8;/);
-      const npy = readFileSync(out);
-      const start = 10 + npy.readUInt16LE(8);
-      const viaCli = new Float32Array(npy.buffer.slice(npy.byteOffset + start, npy.byteOffset + npy.length));
+      const viaCli = decodeNpy(readFileSync(out)).data;
       const unipc = await new Sampler({ model, schedule, steps: 4, solver: 'unipc', variant: 'bh2', finalCorrector: true }).sample({ shape: [2, 1, 28, 28], seed: 8 });
       expect(relErr(viaCli, unipc.data)).toBeLessThan(REL_TOL);
     } finally {

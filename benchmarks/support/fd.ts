@@ -12,7 +12,7 @@ import { execFileSync } from 'child_process';
 import { createHash } from 'crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { encodeNpy } from '../../lib/image-io';
+import { decodeNpy, encodeNpy } from '../../lib/image-io';
 import type { Sampler } from '../../lib/sampler';
 
 export interface SampleSet {
@@ -116,14 +116,13 @@ export function scoreFd(o: {
   return JSON.parse(readFileSync(o.jsonFile, 'utf8')) as FdScores;
 }
 
-/** The float32 values of a sample file written by writeSamples (an .npy of encodeNpy's layout). */
+/** The float32 values of a sample file written by writeSamples. */
 export function readSamples(file: string): Float32Array {
-  const raw = readFileSync(file);
-  if (raw.subarray(0, 6).toString('latin1') !== '\x93NUMPY' || raw[6] !== 1) throw new Error(`${file}: not an .npy 1.0 file`);
-  const start = 10 + raw.readUInt16LE(8);
-  if (!raw.subarray(10, start).toString('latin1').includes("'descr': '<f4'")) throw new Error(`${file}: not little-endian float32`);
-  const bytes = raw.subarray(start);
-  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  try {
+    return decodeNpy(readFileSync(file)).data;
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`);
+  }
 }
 
 /** FD of one file in a scoreFd result. */
